@@ -1,0 +1,5 @@
+"""``python -m jaxmlp``."""
+
+from jaxmlp.cli import run
+
+run()

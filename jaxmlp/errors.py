@@ -1,0 +1,29 @@
+"""Errors that a user can act on.
+
+The CLI prints any :class:`JaxmlpError` as one line (no traceback) and exits with its
+``exit_code``: 2 for bad arguments, 1 for everything else.
+"""
+
+
+class JaxmlpError(Exception):
+    """A problem the user can fix; its message is one self-explanatory line."""
+
+    exit_code = 1
+
+
+class ConfigError(JaxmlpError):
+    """Bad arguments: impossible sizes, a negative learning rate, an unknown name."""
+
+    exit_code = 2
+
+
+class DatasetError(JaxmlpError):
+    """A dataset is missing, malformed, or could not be downloaded."""
+
+
+class CheckpointError(JaxmlpError):
+    """A checkpoint is missing, malformed, or does not fit the requested model."""
+
+
+class DivergenceError(JaxmlpError):
+    """Training produced a NaN or infinite loss."""

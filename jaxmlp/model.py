@@ -1,0 +1,199 @@
+"""The multilayer perceptron as pure functions over a pytree of parameters.
+
+Notation follows the seed document: layer ``l`` maps activations ``a^{l-1}`` to
+pre-activations ``z^l = W^l a^{l-1} + b^l``; hidden layers apply ReLU, ``a^l = σ(z^l)``;
+the output layer's ``z^L`` are the logits and ``a^L = softmax(z^L)``.
+
+Weights are stored ``(out, in)`` like the seed's ``W_jk`` (``j`` a neuron of the next
+layer, ``k`` one of this layer), so the equations read as written. Examples are rows: a
+batch of inputs is ``(B, n_in)`` and in code ``z = a @ W.T + b``, which is ``W a + b`` for
+every row at once. Every function here accepts one example ``(n_in,)`` or a batch
+``(B, n_in)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmlp.errors import ConfigError
+
+INIT_SCHEMES = ("normal", "he", "glorot")
+
+
+class Layer(NamedTuple):
+    """One affine layer: ``w`` is ``(out, in)``, ``b`` is ``(out,)``."""
+
+    w: jax.Array
+    b: jax.Array
+
+
+Params = tuple[Layer, ...]
+"""The whole network: a tuple of layers, input side first. A pytree."""
+
+
+def parse_sizes(text: str | Sequence[int]) -> tuple[int, ...]:
+    """Reads layer widths such as ``"784,15,10"``; raises :class:`ConfigError` if impossible."""
+    if isinstance(text, str):
+        parts = [part.strip() for part in text.split(",")]
+        try:
+            sizes = tuple(int(part) for part in parts)
+        except ValueError:
+            raise ConfigError(
+                f"--sizes must be comma-separated integers such as 784,15,10, got {text!r}"
+            ) from None
+    else:
+        sizes = tuple(int(size) for size in text)
+    if len(sizes) < 2:
+        raise ConfigError(
+            f"--sizes needs at least an input and an output width (e.g. 784,15,10), got {text!r}"
+        )
+    if any(size < 1 for size in sizes):
+        raise ConfigError(f"--sizes must all be positive, got {','.join(map(str, sizes))}")
+    if sizes[-1] < 2:
+        raise ConfigError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
+    return sizes
+
+
+def layer_sizes(params: Params) -> tuple[int, ...]:
+    """The widths ``(n_in, n_1, ..., n_out)`` of a network."""
+    return (params[0].w.shape[1],) + tuple(layer.w.shape[0] for layer in params)
+
+
+def init_layer(key: jax.Array, n_in: int, n_out: int, scheme: str, dtype) -> Layer:
+    """One layer's weights and biases drawn by ``scheme``.
+
+    ``normal``: ``W, b ~ N(0, 1)`` as in the seed. ``he``: ``W ~ N(0, 2/n_in)``, ``b = 0``
+    (suits ReLU). ``glorot``: ``W ~ U(±sqrt(6/(n_in+n_out)))``, ``b = 0``.
+    """
+    w_key, b_key = jax.random.split(key)
+    shape = (n_out, n_in)
+    if scheme == "normal":
+        return Layer(
+            w=jax.random.normal(w_key, shape, dtype),
+            b=jax.random.normal(b_key, (n_out,), dtype),
+        )
+    if scheme == "he":
+        scale = math.sqrt(2.0 / n_in)
+        return Layer(w=scale * jax.random.normal(w_key, shape, dtype), b=jnp.zeros(n_out, dtype))
+    if scheme == "glorot":
+        limit = math.sqrt(6.0 / (n_in + n_out))
+        w = jax.random.uniform(w_key, shape, dtype, minval=-limit, maxval=limit)
+        return Layer(w=w, b=jnp.zeros(n_out, dtype))
+    raise ConfigError(f"--init must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
+
+
+def init_params(
+    key: jax.Array, sizes: Sequence[int], init: str = "normal", dtype=jnp.float32
+) -> Params:
+    """A fresh network with widths ``sizes`` (e.g. ``(784, 15, 10)``)."""
+    sizes = parse_sizes(sizes)
+    keys = jax.random.split(key, len(sizes) - 1)
+    return tuple(
+        init_layer(layer_key, n_in, n_out, init, dtype)
+        for layer_key, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
+    )
+
+
+def relu(z: jax.Array) -> jax.Array:
+    """``σ(z) = max(z, 0)``.
+
+    ``jax.nn.relu`` rather than ``jnp.maximum(z, 0)``: at the kink ``z = 0`` its derivative
+    is 0, the convention of BP2 here, where ``maximum`` would split the gradient in halves.
+    """
+    return jax.nn.relu(z)
+
+
+def relu_derivative(z: jax.Array) -> jax.Array:
+    """``σ'(z)``: 1 where ``z > 0``, else 0 — also at the kink ``z = 0``, like ``jax.nn.relu``."""
+    return (z > 0).astype(z.dtype)
+
+
+def affine(layer: Layer, a: jax.Array) -> jax.Array:
+    """``z = W a + b`` for one example ``(n_in,)`` or a batch of rows ``(B, n_in)``."""
+    return a @ layer.w.T + layer.b
+
+
+def dropout_masks(
+    key: jax.Array | None, params: Params, batch_shape: tuple[int, ...], rate: float
+) -> tuple[jax.Array, ...] | None:
+    """Inverted-dropout masks for the hidden layers: ``1/(1-rate)`` kept, 0 dropped.
+
+    Returns ``None`` (no dropout) when ``rate`` is 0 or ``key`` is ``None``.
+    """
+    if key is None or rate == 0.0:
+        return None
+    keep = 1.0 - rate
+    hidden = params[:-1]
+    keys = jax.random.split(key, len(hidden))
+    return tuple(
+        jax.random.bernoulli(k, keep, batch_shape + layer.b.shape).astype(layer.b.dtype) / keep
+        for k, layer in zip(keys, hidden)
+    )
+
+
+def forward(
+    params: Params, x: jax.Array, masks: Sequence[jax.Array] | None = None
+) -> jax.Array:
+    """The logits ``z^L``: ReLU hidden layers, affine output layer (softmax is in the loss).
+
+    ``masks`` (from :func:`dropout_masks`) multiply each hidden activation when training
+    with dropout.
+    """
+    a = x
+    for index, layer in enumerate(params[:-1]):
+        a = relu(affine(layer, a))
+        if masks is not None:
+            a = a * masks[index]
+    return affine(params[-1], a)
+
+
+def predict_proba(params: Params, x: jax.Array) -> jax.Array:
+    """``a^L = softmax(z^L)``: class probabilities."""
+    return jax.nn.softmax(forward(params, x), axis=-1)
+
+
+def predict(params: Params, x: jax.Array) -> jax.Array:
+    """The most probable class."""
+    return jnp.argmax(forward(params, x), axis=-1)
+
+
+def one_hot_targets(y: jax.Array, num_classes: int, dtype) -> jax.Array:
+    """Integer labels become one-hot rows; rows of probabilities pass through unchanged."""
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        return jax.nn.one_hot(y, num_classes, dtype=dtype)
+    return y.astype(dtype)
+
+
+def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean over examples of ``E = −Σ_j y_j ln softmax(z)_j``, via ``log_softmax``.
+
+    ``log_softmax`` subtracts the largest logit first, so logits of ±1e4 give a finite
+    loss where ``log(softmax(z))`` would give ``log(0) = -inf``.
+    """
+    targets = one_hot_targets(y, logits.shape[-1], logits.dtype)
+    per_example = -jnp.sum(targets * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+    return jnp.mean(per_example)
+
+
+def loss(
+    params: Params, x: jax.Array, y: jax.Array, masks: Sequence[jax.Array] | None = None
+) -> jax.Array:
+    """Mean cross-entropy of the network on ``(x, y)``; ``y`` integer labels or one-hot.
+
+    The seed sums the per-example losses and steps by ``lr / batch``; the mean loss with
+    step ``lr`` is the same update.
+    """
+    return cross_entropy(forward(params, x, masks), y)
+
+
+def accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Fraction of examples whose most probable class is the label (integers or one-hot)."""
+    y = jnp.asarray(y)
+    labels = y if jnp.issubdtype(y.dtype, jnp.integer) else jnp.argmax(y, axis=-1)
+    return jnp.mean(predict(params, x) == labels)
