@@ -1,0 +1,253 @@
+"""Downloading dataset files from mirrors into the user cache, verified by SHA-256.
+
+Each file is streamed to a temporary ``.part`` file beside its destination, hashed on
+the way, fsynced and renamed into place only when its SHA-256 matches; anything else
+removes the temporary file, so the cache never holds a file a later run would trust
+wrongly. Mirrors are tried in order, and all failing gives one line naming each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from jaxmlp import __version__
+from jaxmlp.data.sources import DATA_DIR_ENV, get_spec, mirrors_for, user_cache_dir
+from jaxmlp.errors import DatasetError
+
+CHUNK_BYTES = 1 << 20
+MAX_DOWNLOAD_BYTES = 128 << 20
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class TransferError(Exception):
+    """One mirror failed to deliver one file; the message says why, in a few words."""
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """What :func:`download_dataset` did for one file.
+
+    Attributes:
+        path: Where the verified file is.
+        downloaded_from: The URL it came from, or None if it was already present.
+    """
+
+    path: Path
+    downloaded_from: str | None
+
+
+def sha256_of_file(path: Path) -> str:
+    """Returns the hex SHA-256 of the file at ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_verified(path: Path, sha256: str) -> bool:
+    """Whether ``path`` is a file whose SHA-256 is ``sha256``."""
+    return path.is_file() and sha256_of_file(path) == sha256
+
+
+def download_dataset(
+    name: str,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    mirrors: Sequence[str] | None = None,
+    checksums: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool | None = None,
+) -> dict[str, FileStatus]:
+    """Makes sure the official files of dataset ``name`` are in ``cache_dir``, verified.
+
+    Args:
+        name: ``"mnist"`` or ``"fashion-mnist"``.
+        cache_dir: Defaults to the user cache, ``$XDG_CACHE_HOME/jaxmlp/<name>``.
+        mirrors: Base URLs to try in order; defaults to ``JAXMLP_<NAME>_MIRRORS`` or the
+            built-in list.
+        checksums: SHA-256 of each file by name; defaults to the official ones.
+        timeout: Seconds to wait on a connection or a read.
+        progress: Show a progress bar; defaults to whether stderr is a terminal.
+
+    Returns:
+        The status of each file, by file name.
+
+    Raises:
+        DatasetError: A file could be fetched from no mirror, or the cache is unwritable.
+    """
+    spec = get_spec(name)
+    directory = Path(cache_dir) if cache_dir is not None else user_cache_dir(name)
+    checksums = dict(checksums) if checksums is not None else spec.sha256
+    urls = mirrors_for(spec, mirrors)
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    statuses = {}
+    for file_name in spec.files:
+        path = directory / file_name
+        if is_verified(path, checksums[file_name]):
+            statuses[file_name] = FileStatus(path, None)
+            continue
+        url = fetch_from_mirrors(
+            file_name, urls, path, checksums[file_name], timeout, show_progress
+        )
+        statuses[file_name] = FileStatus(path, url)
+    return statuses
+
+
+def fetch_from_mirrors(
+    file_name: str,
+    mirrors: Sequence[str],
+    destination: Path,
+    sha256: str,
+    timeout: float,
+    progress: bool,
+) -> str:
+    """Downloads ``file_name`` from the first mirror that delivers it intact.
+
+    Returns:
+        The URL it was downloaded from.
+
+    Raises:
+        DatasetError: Every mirror failed; the message lists each with its reason.
+    """
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatasetError(
+            f"cannot create cache directory {destination.parent}: {error.strerror}"
+        ) from None
+    failures = []
+    for mirror in mirrors:
+        url = mirror + file_name
+        try:
+            download_verified(url, destination, sha256, timeout, progress)
+            return url
+        except TransferError as error:
+            failures.append(f"{mirror} ({error})")
+    tried = "; ".join(failures) or "no mirrors configured"
+    raise DatasetError(
+        f"could not download {file_name}: tried {tried}. Offline, put the official .gz files "
+        f"in {destination.parent}, or pass --data-dir DIR or set {DATA_DIR_ENV} to a directory "
+        "holding them"
+    )
+
+
+def download_verified(
+    url: str, destination: Path, sha256: str, timeout: float, progress: bool
+) -> None:
+    """Streams ``url`` into ``destination`` atomically if its SHA-256 is ``sha256``.
+
+    Raises:
+        TransferError: The transfer failed, was truncated, or the checksum differs;
+            ``destination`` is then left as it was.
+    """
+    try:
+        descriptor, part_name = tempfile.mkstemp(
+            prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+        )
+    except OSError as error:
+        raise DatasetError(
+            f"cannot write to cache directory {destination.parent}: {error.strerror}"
+        ) from None
+    part = Path(part_name)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            digest = stream_url(url, file, timeout, progress)
+            os.fchmod(file.fileno(), 0o644)
+            file.flush()
+            os.fsync(file.fileno())
+        if digest != sha256:
+            raise TransferError(f"SHA-256 mismatch: got {digest[:12]}…, expected {sha256[:12]}…")
+        os.replace(part, destination)
+        fsync_directory(destination.parent)
+    except OSError as error:
+        raise TransferError(f"cannot store {destination}: {error.strerror or error}") from None
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def stream_url(url: str, file: BinaryIO, timeout: float, progress: bool) -> str:
+    """Writes the body of ``url`` to ``file`` and returns its hex SHA-256.
+
+    Raises:
+        TransferError: Connection, HTTP or timeout errors, or a body shorter than its
+            Content-Length or larger than :data:`MAX_DOWNLOAD_BYTES`.
+    """
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": f"jaxmlp/{__version__}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            expected = _content_length(response)
+            with _progress_bar(url, expected, progress) as advance:
+                for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        raise TransferError(f"body larger than {MAX_DOWNLOAD_BYTES} bytes")
+                    digest.update(chunk)
+                    file.write(chunk)
+                    advance(len(chunk))
+    except urllib.error.HTTPError as error:
+        raise TransferError(f"HTTP {error.code} {error.reason}") from None
+    except urllib.error.URLError as error:
+        raise TransferError(_one_line(error.reason)) from None
+    except TimeoutError:
+        raise TransferError(f"timed out after {timeout:g} s") from None
+    except http.client.HTTPException as error:
+        raise TransferError(f"connection failed: {type(error).__name__}") from None
+    except OSError as error:
+        raise TransferError(_one_line(error)) from None
+    except ValueError as error:
+        raise TransferError(f"invalid URL: {_one_line(error)}") from None
+    if expected is not None and received != expected:
+        raise TransferError(f"truncated: received {received} of {expected} bytes")
+    return digest.hexdigest()
+
+
+def fsync_directory(directory: Path) -> None:
+    """Flushes a directory entry to disk, where the platform allows it."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+@contextlib.contextmanager
+def _progress_bar(url: str, total: int | None, enabled: bool) -> Iterator:
+    if not enabled:
+        yield lambda size: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(url.rsplit("/", 1)[-1], total=total)
+        yield lambda size: bar.advance(task, size)
+
+
+def _one_line(reason: object) -> str:
+    return " ".join(str(reason).split())
