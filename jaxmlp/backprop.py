@@ -37,6 +37,7 @@ from jaxmlp.model import (
     affine,
     cross_entropy,
     loss,
+    loss_and_logits,
     one_hot_targets,
     relu,
     relu_derivative,
@@ -130,6 +131,14 @@ def manual_value_and_grad(
     Returns:
       ``(loss, grads)`` where ``grads`` has the structure of ``params``.
     """
+    (value, _), grads = manual_loss_logits_and_grad(params, x, y, masks)
+    return value, grads
+
+
+def manual_loss_logits_and_grad(
+    params: Params, x: jax.Array, y: jax.Array, masks: Sequence[jax.Array] | None = None
+) -> tuple[tuple[jax.Array, jax.Array], Params]:
+    """``((loss, logits), grads)`` by BP1–BP4: the form training uses."""
     x, y, masks = _as_batch(x, y, masks)
     targets = one_hot_targets(y, params[-1].b.shape[0], params[-1].b.dtype)
     mask_axes = None if masks is None else 0
@@ -140,7 +149,8 @@ def manual_value_and_grad(
         Layer(w=bp4_weight_gradient(delta, a_prev), b=bp3_bias_gradient(delta))
         for delta, a_prev in zip(deltas, trace.inputs)
     )
-    return cross_entropy(trace.pre_activations[-1], targets), grads
+    logits = trace.pre_activations[-1]
+    return (cross_entropy(logits, targets), logits), grads
 
 
 def manual_grad(
@@ -155,11 +165,18 @@ autodiff_value_and_grad = jax.value_and_grad(loss)
 
 autodiff_grad = jax.grad(loss)
 
-GRADIENT_METHODS = {"manual": manual_value_and_grad, "autodiff": autodiff_value_and_grad}
+autodiff_loss_logits_and_grad = jax.value_and_grad(loss_and_logits, has_aux=True)
+"""``((loss, logits), grads)`` from ``jax.grad``: the form training uses."""
+
+GRADIENT_METHODS = {
+    "manual": manual_loss_logits_and_grad,
+    "autodiff": autodiff_loss_logits_and_grad,
+}
 
 
-def value_and_grad_fn(method: str):
-    """``manual`` (BP1–BP4) or ``autodiff`` (``jax.grad``): ``f(params, x, y, masks)``."""
+def loss_logits_and_grad_fn(method: str):
+    """``manual`` (BP1–BP4) or ``autodiff`` (``jax.grad``) as
+    ``f(params, x, y, masks) -> ((loss, logits), grads)``."""
     if method not in GRADIENT_METHODS:
         raise ConfigError(f"--grad must be one of {', '.join(GRADIENT_METHODS)}, got {method!r}")
     return GRADIENT_METHODS[method]

@@ -27,3 +27,17 @@ class CheckpointError(JaxmlpError):
 
 class DivergenceError(JaxmlpError):
     """Training produced a NaN or infinite loss."""
+
+
+class InputFileError(JaxmlpError):
+    """A file the user gave is unusable: not an image, a blank image, a malformed metrics log."""
+
+
+class MissingDependencyError(JaxmlpError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class TrainingInterrupted(JaxmlpError):
+    """Ctrl-C during training; the last complete epoch is saved when a checkpoint was asked for."""
+
+    exit_code = 130

@@ -189,7 +189,15 @@ def loss(
     The seed sums the per-example losses and steps by ``lr / batch``; the mean loss with
     step ``lr`` is the same update.
     """
-    return cross_entropy(forward(params, x, masks), y)
+    return loss_and_logits(params, x, y, masks)[0]
+
+
+def loss_and_logits(
+    params: Params, x: jax.Array, y: jax.Array, masks: Sequence[jax.Array] | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`loss` and the logits it came from (training reports accuracy from them)."""
+    logits = forward(params, x, masks)
+    return cross_entropy(logits, y), logits
 
 
 def accuracy(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:

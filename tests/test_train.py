@@ -1,0 +1,228 @@
+"""Training: both gradient paths, convergence, determinism, resume, divergence, checkpoints."""
+
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import blobs_dataset, max_difference
+
+from jaxmlp import checkpoint as checkpoints
+from jaxmlp import runs, train
+from jaxmlp.errors import CheckpointError, ConfigError, DivergenceError, TrainingInterrupted
+
+
+def small_config(**changes):
+    settings = dict(sizes=(16, 12, 3), init="he", epochs=3, batch_size=16, lr=0.1)
+    settings.update(changes)
+    return train.TrainConfig(**settings)
+
+
+def fit(config, dataset=None, **kwargs):
+    return train.fit(config, dataset or blobs_dataset(), **kwargs)
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_manual_and_autodiff_train_to_the_same_parameters():
+    config = small_config(optimizer="momentum", dropout=0.3)
+    manual = fit(config)
+    autodiff = fit(dataclass_replace(config, grad="autodiff"))
+    assert max_difference(manual.params, autodiff.params) <= 1e-5
+    assert manual.history[-1]["train_loss"] == pytest.approx(autodiff.history[-1]["train_loss"], rel=1e-5)
+
+
+def dataclass_replace(config, **changes):
+    return train.TrainConfig.from_dict({**config.to_dict(), **changes})
+
+
+def test_separable_problem_is_learned_perfectly():
+    result = fit(small_config(epochs=5))
+    assert result.history[-1]["val_accuracy"] == 1.0
+    assert result.test["test_accuracy"] == 1.0
+    assert result.history[0]["train_loss"] > result.history[-1]["train_loss"]
+
+
+@pytest.mark.parametrize("optimizer", train.OPTIMIZERS)
+@pytest.mark.parametrize("schedule", train.SCHEDULES)
+def test_every_optimizer_and_schedule_learns(optimizer, schedule):
+    lr = 0.01 if optimizer.startswith("adam") else 0.1
+    config = small_config(
+        optimizer=optimizer, schedule=schedule, lr=lr, weight_decay=1e-4, warmup_epochs=0.5
+    )
+    assert fit(config).test["test_accuracy"] >= 0.95
+
+
+def test_same_seed_gives_bitwise_identical_parameters():
+    config = small_config(dropout=0.2, optimizer="adam", lr=0.01)
+    first, second = fit(config), fit(config)
+    assert leaves_equal(first.params, second.params)
+    other = fit(dataclass_replace(config, seed=1))
+    assert not leaves_equal(first.params, other.params)
+
+
+def test_a_ragged_last_batch_is_a_step_of_its_own_unless_dropped():
+    dataset = blobs_dataset(num_train=50)
+    kept = fit(small_config(epochs=1, batch_size=16), dataset)
+    dropped = fit(small_config(epochs=1, batch_size=16, drop_last=True), dataset)
+    assert train.steps_per_epoch(50, 16, False) == 4 and train.steps_per_epoch(50, 16, True) == 3
+    assert not leaves_equal(kept.params, dropped.params)
+
+
+def test_batch_larger_than_the_training_set_is_one_step():
+    result = fit(small_config(epochs=1, batch_size=1000), blobs_dataset(num_train=40))
+    assert np.isfinite(result.history[0]["train_loss"])
+    with pytest.raises(ConfigError, match="leaves no batch"):
+        fit(small_config(batch_size=1000, drop_last=True), blobs_dataset(num_train=40))
+
+
+def test_shift_augmentation_moves_pixels_and_keeps_shape():
+    x = jnp.zeros((2, 16)).at[:, 5].set(1.0)
+    shifted = train.shift_images(jax.random.key(0), x, (4, 4), 1)
+    assert shifted.shape == (2, 16)
+    assert float(jnp.sum(shifted)) <= 2.0
+    unshifted = train.shift_images(jax.random.key(0), x, (4, 4), 0)
+    np.testing.assert_array_equal(unshifted, x)
+
+
+def test_divergence_stops_with_the_epoch_and_a_hint():
+    with pytest.raises(DivergenceError, match=r"epoch 1: .*smaller --lr"):
+        fit(small_config(lr=1e30, init="normal"))
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    dataset = blobs_dataset()
+    config = small_config(epochs=4, optimizer="adam", lr=0.01, dropout=0.2, schedule="cosine")
+    whole = fit(config, dataset)
+    path = tmp_path / "run.npz"
+
+    def ctrl_c_after_epoch_2(line):
+        if line.startswith("Epoch 2/4"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match=f"after epoch 2; {path} holds epoch 2"):
+        runs.train_from_options(
+            runs.RunOptions(overrides=config.to_dict(), save=path),
+            echo=ctrl_c_after_epoch_2,
+            dataset=dataset,
+        )
+    assert checkpoints.load_checkpoint(path).epoch == 2
+    resumed = runs.train_from_options(
+        runs.RunOptions(resume=path, save=path), echo=lambda line: None, dataset=dataset
+    )
+    assert leaves_equal(whole.params, resumed.params)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    assert checkpoints.load_checkpoint(path).epoch == 4
+    with pytest.raises(ConfigError, match="pass --epochs above 4"):
+        runs.train_from_options(runs.RunOptions(resume=path), dataset=dataset)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    result = fit(small_config(optimizer="momentum"))
+    path = checkpoints.save_checkpoint(
+        tmp_path / "c.npz",
+        checkpoints.Checkpoint(
+            params=result.params,
+            config=small_config().to_dict(),
+            epoch=3,
+            metrics=result.history,
+            opt_state_leaves=tuple(jax.tree.leaves(result.opt_state)),
+        ),
+    )
+    loaded = checkpoints.load_checkpoint(path)
+    assert leaves_equal(loaded.params, result.params)
+    assert loaded.epoch == 3 and loaded.metrics == result.history
+    assert train.TrainConfig.from_dict(loaded.config) == small_config()
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def test_a_crash_between_write_and_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    old = checkpoints.Checkpoint(params=fit(small_config(epochs=1)).params, config={}, epoch=1, metrics=[])
+    checkpoints.save_checkpoint(path, old)
+    before = path.read_bytes()
+
+    def crash(*args):
+        raise OSError("simulated crash before rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    new = checkpoints.Checkpoint(params=old.params, config={}, epoch=2, metrics=[])
+    with pytest.raises(OSError, match="simulated"):
+        checkpoints.save_checkpoint(path, new)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def test_divergence_leaves_the_last_good_checkpoint(tmp_path):
+    dataset = blobs_dataset()
+    path = tmp_path / "run.npz"
+    runs.train_from_options(
+        runs.RunOptions(overrides={**small_config(epochs=1).to_dict()}, save=path),
+        echo=lambda line: None,
+        dataset=dataset,
+    )
+    before = path.read_bytes()
+    with pytest.raises(DivergenceError):
+        runs.train_from_options(
+            runs.RunOptions(overrides={"epochs": 3, "lr": 1e30}, resume=path, save=path),
+            echo=lambda line: None,
+            dataset=dataset,
+        )
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"not a zip", "not a jaxmlp checkpoint"), (b"", "not a jaxmlp checkpoint")],
+)
+def test_malformed_checkpoints_are_refused(tmp_path, content, message):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoints.load_checkpoint(path)
+
+
+def test_a_checkpoint_missing_arrays_is_refused(tmp_path):
+    path = tmp_path / "partial.npz"
+    np.savez(path, meta=np.frombuffer(b'{"format_version": 1, "num_layers": 2}', np.uint8))
+    with pytest.raises(CheckpointError, match="incomplete or corrupt"):
+        checkpoints.load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoints.load_checkpoint(tmp_path / "absent.npz")
+
+
+def test_sizes_must_fit_the_data():
+    with pytest.raises(ConfigError, match="starts with 10 inputs"):
+        fit(small_config(sizes=(10, 5, 3)))
+    with pytest.raises(ConfigError, match="ends with 4 outputs"):
+        fit(small_config(sizes=(16, 5, 4)))
+
+
+@pytest.fixture(scope="module")
+def mnist_2000(mnist):
+    from jaxmlp.data import Dataset, Split
+
+    return Dataset(
+        name="mnist",
+        train=Split(mnist.train.images[:2000], mnist.train.labels[:2000]),
+        validation=Split(mnist.validation.images[:1000], mnist.validation.labels[:1000]),
+        test=mnist.test,
+        source=mnist.source,
+        class_names=mnist.class_names,
+    )
+
+
+def test_seed_config_with_he_init_on_2000_mnist_examples_beats_80_percent(mnist_2000):
+    result = train.fit(train.TrainConfig(init="he"), mnist_2000)
+    assert result.test["test_accuracy"] > 0.80
+    assert result.history[-1]["val_total"] == 1000
+
+
+def test_faithful_seed_config_on_2000_mnist_examples_learns(mnist_2000):
+    # N(0, 1) initialisation learns slowly: 56-65% after 2,000 steps over seeds 0-3.
+    result = train.fit(train.TrainConfig(), mnist_2000)
+    assert result.test["test_accuracy"] > 0.5
