@@ -1,0 +1,232 @@
+"""``jaxmlp evaluate``, ``predict``, ``show`` and ``plot``: see and use a trained network."""
+
+from __future__ import annotations
+
+import enum
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from jaxmlp import plots, viz
+from jaxmlp.cli.app import app
+from jaxmlp.errors import ConfigError, InputFileError
+from jaxmlp.evaluation import (
+    class_names_of,
+    evaluate_params,
+    evaluation_report,
+    example_indices,
+    load_image_classifier,
+    load_training_data,
+    predict_images,
+    split_of,
+)
+from jaxmlp.images import load_digit
+
+MAX_SHOWN = 1000
+DATA_DIR_HELP = "Directory of the dataset's IDX files (default: the checkpoint's, then the cache)."
+
+
+class SplitName(str, enum.Enum):
+    """A dataset split."""
+
+    train = "train"
+    validation = "validation"
+    test = "test"
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console on standard output (or error); colour only on a terminal."""
+    return Console(highlight=False, stderr=stderr)
+
+
+def has_color(out: Console) -> bool:
+    """Whether ``out`` renders colours (a terminal, or ``FORCE_COLOR`` set; not ``NO_COLOR``)."""
+    return out.color_system is not None
+
+
+def report_written(paths: list[Path], *, stderr: bool = False) -> None:
+    """Prints one ``wrote PATH`` line per file written."""
+    for path in paths:
+        typer.echo(f"wrote {path}", err=stderr)
+
+
+@app.command("evaluate")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
+    split: SplitName = typer.Option(SplitName.test, help="The split to evaluate on."),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    plot_dir: Path | None = typer.Option(
+        None, help="Also write the four PNG plots (see 'jaxmlp plot') into this directory."
+    ),
+) -> None:
+    """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on a split."""
+    if plot_dir is not None:
+        plots.require_matplotlib()
+    model = load_image_classifier(checkpoint)
+    dataset = load_training_data(model, data_dir)
+    examples = split_of(dataset, split.value)
+    result = evaluate_params(model.params, examples.images, examples.labels)
+    if as_json:
+        report = evaluation_report(
+            result,
+            dataset.class_names,
+            checkpoint=str(checkpoint),
+            dataset=dataset.name,
+            split=split.value,
+        )
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        title = f"{checkpoint}: {dataset.name} {split.value} split, {result.total:,} examples"
+        console().print(viz.evaluation_view(result, dataset.class_names, title=title))
+    if plot_dir is not None:
+        written = plots.save_all_plots(
+            plot_dir,
+            metrics=model.metrics,
+            first_layer_weights=np.asarray(model.params[0].w),
+            images=examples.images,
+            evaluation=result,
+            class_names=dataset.class_names,
+        )
+        report_written(written, stderr=as_json)
+
+
+@app.command("predict")
+def predict(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
+    images: list[Path] | None = typer.Argument(
+        None, help="Pictures of single digits (PNG, JPEG, ...; any size, either polarity)."
+    ),
+    index: list[int] | None = typer.Option(
+        None, "--index", min=0, help="Predict dataset example N instead of files (repeatable)."
+    ),
+    split: SplitName = typer.Option(SplitName.test, help="The split --index counts in."),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    top: int = typer.Option(3, min=1, help="How many of the most probable classes to list."),
+    show: bool = typer.Option(
+        False, "--show", help="Draw the preprocessed 28×28 image too (always on with --index)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+) -> None:
+    """The most probable classes of pictures of digits, preprocessed the way MNIST was.
+
+    Each picture is made grayscale, inverted if its background is light,
+    cropped to the digit, scaled to fit 20×20 and centred by centre of mass
+    in 28×28.
+    """
+    if images and index:
+        raise ConfigError("give IMAGE files or --index, not both")
+    if not images and not index:
+        raise ConfigError("give one or more IMAGE files, or --index N for a dataset example")
+    model = load_image_classifier(checkpoint)
+    if images:
+        class_names = class_names_of(model)
+        pixels = np.stack([load_digit(path) for path in images])
+        predictions = predict_images(model.params, pixels, [str(path) for path in images], top)
+    else:
+        dataset = load_training_data(model, data_dir)
+        class_names = dataset.class_names
+        examples = split_of(dataset, split.value)
+        chosen = example_indices(index, None, len(examples.labels), split.value)
+        sources = [f"{split.value} #{number}" for number in chosen]
+        predictions = predict_images(
+            model.params, examples.images[chosen], sources, top, examples.labels[chosen]
+        )
+    if as_json:
+        typer.echo(json.dumps([p.to_dict(class_names) for p in predictions], indent=2))
+        return
+    out = console()
+    for prediction in predictions:
+        view = viz.prediction_view(
+            prediction, class_names, show_image=show or bool(index), color=has_color(out)
+        )
+        out.print(view)
+
+
+@app.command("show")
+def show(
+    split: SplitName = typer.Option(SplitName.test, help="The split to draw examples from."),
+    index: list[int] | None = typer.Option(
+        None,
+        "--index",
+        min=0,
+        help="Example to draw (repeatable; with --count, the first of a run).",
+    ),
+    count: int | None = typer.Option(
+        None, min=1, max=MAX_SHOWN, help="Draw this many consecutive examples (from --index or 0)."
+    ),
+    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist."),
+    data_dir: Path | None = typer.Option(None, help="Directory of the dataset's IDX files."),
+    out: Path | None = typer.Option(
+        None, help="Write a PNG grid of the examples with their labels instead of drawing them."
+    ),
+    scale: int = typer.Option(4, min=1, max=16, help="With --out: pixels per MNIST pixel."),
+) -> None:
+    """Draw dataset examples with their labels, in the terminal or as a PNG grid.
+
+    The terminal drawing uses Unicode half-blocks (two pixels a character):
+    in gray levels where the terminal shows colour, else in black and white.
+    """
+    from jaxmlp.data import load_dataset
+
+    data = load_dataset(dataset, data_dir=data_dir)
+    examples = split_of(data, split.value)
+    chosen = example_indices(index, count, len(examples.labels), split.value)
+    pictures = examples.images[chosen]
+    captions = [
+        f"#{number}: {viz.class_label(int(label), data.class_names[label])}"
+        for number, label in zip(chosen, examples.labels[chosen])
+    ]
+    if out is None:
+        terminal = console()
+        terminal.print(viz.digit_gallery(pictures, captions, color=has_color(terminal)))
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viz.digit_grid_image(pictures, captions, scale=scale).save(out, format="PNG")
+    report_written([out])
+
+
+@app.command("plot")
+def plot(
+    source: Path = typer.Argument(
+        ..., help="A metrics file (--metrics-out of 'jaxmlp train', JSON lines) or a checkpoint."
+    ),
+    out_dir: Path = typer.Option(..., help="Directory to write the PNG files into."),
+    split: SplitName = typer.Option(
+        SplitName.test, help="With a checkpoint: the split of the confusion matrix and mistakes."
+    ),
+    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+) -> None:
+    """Write PNG plots: learning curves, confusion matrix, weights, mistakes.
+
+    From a metrics file: learning_curves.png. From a checkpoint, also
+    confusion_matrix.png, first_layer_weights.png and misclassified.png
+    (evaluated on --split). Needs matplotlib, the 'plot' extra of jaxmlp.
+    """
+    plots.require_matplotlib()
+    if not source.is_file():
+        raise InputFileError(f"{source} does not exist or is not a file")
+    if not zipfile.is_zipfile(source):
+        written = [
+            plots.save_learning_curves(
+                plots.read_metrics_log(source), out_dir / plots.LEARNING_CURVES
+            )
+        ]
+        report_written(written)
+        return
+    model = load_image_classifier(source)
+    data = load_training_data(model, data_dir)
+    examples = split_of(data, split.value)
+    written = plots.save_all_plots(
+        out_dir,
+        metrics=model.metrics,
+        first_layer_weights=np.asarray(model.params[0].w),
+        images=examples.images,
+        evaluation=evaluate_params(model.params, examples.images, examples.labels),
+        class_names=data.class_names,
+    )
+    report_written(written)

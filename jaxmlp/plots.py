@@ -1,0 +1,259 @@
+"""PNG plots with matplotlib (the optional ``plot`` extra), imported only when drawing.
+
+Figures are drawn on matplotlib's Agg canvas without ``pyplot``, so no window opens, no
+global state changes and it works without a display. :func:`save_all_plots` writes:
+
+- ``learning_curves.png``: loss and accuracy per epoch, train and validation (and test);
+- ``confusion_matrix.png``: counts, coloured by the fraction of each true class;
+- ``first_layer_weights.png``: each first-layer unit's 784 weights as a 28×28 image;
+- ``misclassified.png``: the most confidently misclassified digits, true/predicted/confidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxmlp.errors import InputFileError, MissingDependencyError
+from jaxmlp.evaluation import Evaluation, most_confident_mistakes
+
+INSTALL_HINT = "pip install 'jaxmlp[plot]'"
+LEARNING_CURVES = "learning_curves.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+FIRST_LAYER_WEIGHTS = "first_layer_weights.png"
+MISCLASSIFIED = "misclassified.png"
+MAX_WEIGHT_UNITS = 100
+MISCLASSIFIED_COUNT = 36
+DPI = 100
+
+
+def require_matplotlib() -> None:
+    """Raises MissingDependencyError, naming the extra to install, if matplotlib is absent."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(f"plots need matplotlib: {INSTALL_HINT}") from None
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib Figure of ``width``×``height`` inches on an Agg canvas."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure, path: str | os.PathLike) -> Path:
+    """Writes ``figure`` as a PNG at ``path``, creating its directory; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+def read_metrics_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Reads a ``--metrics-out`` JSON-lines file: one JSON object a line, blank lines skipped.
+
+    Raises:
+        InputFileError: The file is missing or a line is not a JSON object.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputFileError(
+            f"metrics file {path} cannot be read ({error.__class__.__name__}: {error})"
+        ) from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            raise InputFileError(f"metrics file {path}, line {number}: not a JSON object")
+        records.append(record)
+    return records
+
+
+def epoch_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch records, in epoch order (a resumed run's repeated epochs: last one wins)."""
+    by_epoch = {
+        int(record["epoch"]): record
+        for record in records
+        if record.get("event", "epoch") == "epoch" and "epoch" in record
+    }
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def final_test_record(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last ``{"event": "test", ...}`` record, if any."""
+    tests = [record for record in records if record.get("event") == "test"]
+    return tests[-1] if tests else None
+
+
+def series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """The epochs and values of ``key`` in the records where it is a number."""
+    points = [(r["epoch"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+    return [epoch for epoch, _ in points], [value for _, value in points]
+
+
+def save_learning_curves(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Loss and accuracy per epoch, train and validation, with the test result if logged.
+
+    Raises:
+        InputFileError: There is no epoch record to draw.
+    """
+    epochs = epoch_records(records)
+    if not epochs:
+        raise InputFileError("the metrics hold no epoch records to plot")
+    test = final_test_record(records)
+    figure = new_figure(11, 4.2)
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    for axes, metric, title in (
+        (loss_axes, "loss", "Loss (cross-entropy)"),
+        (accuracy_axes, "accuracy", "Accuracy"),
+    ):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            x, y = series(epochs, f"{split}_{metric}")
+            if x:
+                label = "train" if split == "train" else "validation"
+                axes.plot(x, y, style, markersize=3, label=label)
+        if test is not None and isinstance(test.get(f"test_{metric}"), (int, float)):
+            axes.axhline(test[f"test_{metric}"], color="gray", linestyle="--", label="test (final)")
+        axes.set_title(title)
+        axes.set_xlabel("epoch")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    if accuracy_axes.lines:
+        accuracy_axes.yaxis.set_major_formatter(lambda value, _: f"{100 * value:.1f}%")
+    return save_figure(figure, path)
+
+
+def save_confusion_matrix(
+    confusion: np.ndarray, class_names: Sequence[str], path: str | os.PathLike
+) -> Path:
+    """The confusion matrix with every count written in its cell, coloured by row fraction."""
+    size = len(class_names)
+    fractions = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    figure = new_figure(1.6 + 0.62 * size, 1.2 + 0.55 * size)
+    axes = figure.subplots()
+    image = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    for row in range(size):
+        for col in range(size):
+            color = "white" if fractions[row, col] > 0.5 else "black"
+            axes.text(
+                col,
+                row,
+                f"{confusion[row, col]:,}",
+                ha="center",
+                va="center",
+                color=color,
+                fontsize=8,
+            )
+    slanted = max(map(len, class_names)) > 2
+    axes.set_xticks(
+        range(size), class_names, rotation=45 if slanted else 0, ha="right" if slanted else "center"
+    )
+    axes.set_yticks(range(size), class_names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    accuracy = np.trace(confusion) / max(int(confusion.sum()), 1)
+    axes.set_title(f"Confusion matrix (accuracy {100 * accuracy:.2f}%)")
+    figure.colorbar(image, ax=axes, label="fraction of the true class", shrink=0.8)
+    return save_figure(figure, path)
+
+
+def save_first_layer_weights(
+    weights: np.ndarray, path: str | os.PathLike, max_units: int = MAX_WEIGHT_UNITS
+) -> Path:
+    """Each first-layer unit's incoming weights as a 28×28 image (red +, blue −).
+
+    Args:
+        weights: The first layer's ``(hidden, 784)`` weight matrix.
+        path: Where to write the PNG.
+        max_units: Draw at most this many units, the first ones.
+    """
+    weights = np.asarray(weights, np.float32)
+    units = weights[:max_units]
+    columns = math.ceil(math.sqrt(len(units)))
+    rows = math.ceil(len(units) / columns)
+    side = math.isqrt(weights.shape[1])
+    figure = new_figure(1.0 + 0.9 * columns, 0.8 + 0.9 * rows)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for index, axes in enumerate(grid.flat):
+        axes.set_axis_off()
+        if index < len(units):
+            limit = float(np.abs(units[index]).max()) or 1.0
+            axes.imshow(units[index].reshape(side, side), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    shown = (
+        f"first {len(units)} of {len(weights)}"
+        if len(units) < len(weights)
+        else f"all {len(weights)}"
+    )
+    figure.suptitle(f"First-layer weights ({shown} units; red positive, blue negative)")
+    return save_figure(figure, path)
+
+
+def save_misclassified(
+    images: np.ndarray,
+    evaluation: Evaluation,
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    count: int = MISCLASSIFIED_COUNT,
+) -> Path:
+    """The ``count`` most confidently misclassified digits, each titled true → predicted (p)."""
+    chosen = most_confident_mistakes(evaluation, count)
+    columns = max(1, min(len(chosen), 9))
+    rows = max(1, math.ceil(len(chosen) / columns))
+    figure = new_figure(0.5 + 1.35 * columns, 0.7 + 1.55 * rows)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes in grid.flat:
+        axes.set_axis_off()
+    for axes, index in zip(grid.flat, chosen):
+        axes.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+        true, predicted = (
+            class_names[evaluation.labels[index]],
+            class_names[evaluation.predictions[index]],
+        )
+        axes.set_title(
+            f"{true} → {predicted}\n{100 * evaluation.confidences[index]:.1f}%  #{index}",
+            fontsize=8,
+        )
+    title = "Most confident mistakes (true → predicted, confidence, index)"
+    figure.suptitle(title if len(chosen) else "No misclassified examples")
+    return save_figure(figure, path)
+
+
+def save_all_plots(
+    out_dir: str | os.PathLike,
+    *,
+    metrics: Sequence[dict[str, Any]],
+    first_layer_weights: np.ndarray,
+    images: np.ndarray,
+    evaluation: Evaluation,
+    class_names: Sequence[str],
+) -> list[Path]:
+    """Writes the four plots into ``out_dir``; learning curves only if there are epoch records."""
+    out_dir = Path(out_dir)
+    written = []
+    if epoch_records(metrics):
+        written.append(save_learning_curves(metrics, out_dir / LEARNING_CURVES))
+    written.append(
+        save_confusion_matrix(evaluation.confusion, class_names, out_dir / CONFUSION_MATRIX)
+    )
+    written.append(save_first_layer_weights(first_layer_weights, out_dir / FIRST_LAYER_WEIGHTS))
+    written.append(save_misclassified(images, evaluation, class_names, out_dir / MISCLASSIFIED))
+    return written
