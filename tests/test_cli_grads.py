@@ -1,0 +1,105 @@
+"""``jaxmlp compare-grads`` and the CLI's handling of bad arguments."""
+
+import json
+
+import jax
+import pytest
+
+from jaxmlp import __version__, backprop
+from jaxmlp.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes", ["784,15,10", "784,32,24,16,10"])
+def test_compare_grads_passes_on_seed_and_five_layer_networks(capsys, sizes, dtype):
+    code, out, err = run(capsys, "compare-grads", "--sizes", sizes, "--dtype", dtype)
+    assert code == 0, out + err
+    assert "FAIL" not in out
+    rows = [line for line in out.splitlines() if line.startswith(("W", "b"))]
+    assert len(rows) == 2 * (sizes.count(",")) and all(row.endswith("pass") for row in rows)
+
+
+def test_compare_grads_json_with_dropout(capsys):
+    code, out, _ = run(
+        capsys, "compare-grads", "--sizes", "20,9,7,4", "--dropout", "0.5", "--json"
+    )
+    report = json.loads(out)
+    assert code == 0 and report["passed"] is True and report["dropout"] == 0.5
+    assert [(c["layer"], c["parameter"]) for c in report["checks"]] == [
+        (1, "W"), (1, "b"), (2, "W"), (2, "b"), (3, "W"), (3, "b")
+    ]
+    for check in report["checks"]:
+        assert check["autodiff"]["relative"] <= 1e-10
+        assert check["finite_differences"]["coordinates"] > 0
+
+
+def test_compare_grads_fails_when_the_bias_gradient_is_wrong(capsys, monkeypatch):
+    correct = backprop.bp3_bias_gradient
+    monkeypatch.setattr(backprop, "bp3_bias_gradient", lambda deltas: 1.01 * correct(deltas))
+    jax.clear_caches()
+    try:
+        code, out, _ = run(capsys, "compare-grads", "--sizes", "30,8,5")
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+    assert code == 1
+    failing = [line for line in out.splitlines() if line.startswith(("W", "b")) and "FAIL" in line]
+    assert [line.split()[0] for line in failing] == ["b1", "b2"]
+    assert "2 of 4 parameters FAIL" in out
+
+
+def test_compare_grads_fails_when_bp2_drops_the_relu_derivative(capsys, monkeypatch):
+    monkeypatch.setattr(
+        backprop, "bp2_hidden_error", lambda w_next, delta_next, z, mask=None: w_next.T @ delta_next
+    )
+    jax.clear_caches()
+    try:
+        code, out, _ = run(capsys, "compare-grads", "--sizes", "30,8,5", "--init", "he")
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+    failing = [line.split()[0] for line in out.splitlines() if line.startswith(("W", "b")) and "FAIL" in line]
+    assert code == 1 and "W1" in failing
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare-grads", "--sizes", "784,0,10"],
+        ["compare-grads", "--sizes", "abc"],
+        ["compare-grads", "--sizes", "784"],
+        ["compare-grads", "--batch-size", "0"],
+        ["compare-grads", "--dtype", "float16"],
+        ["compare-grads", "--init", "xavier"],
+        ["compare-grads", "--batch-size", "many"],
+        ["compare-grads", "--no-such-flag"],
+        ["train", "--batch-size", "0"],
+        ["train", "--lr", "-1"],
+        ["train", "--epochs", "0"],
+        ["train", "--optimizer", "rmsprop"],
+        ["no-such-command"],
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("jaxmlp: error:")
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("command", ["compare-grads", "train", "download", "data-info"])
+def test_every_command_has_help(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0 and "Usage" in out
+
+
+def test_version_and_bare_command(capsys):
+    assert run(capsys, "--version")[:2] == (0, f"jaxmlp {__version__}\n")
+    code, out, _ = run(capsys)
+    assert code == 0 and "compare-grads" in out and "train" in out
