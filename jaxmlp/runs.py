@@ -83,10 +83,10 @@ def format_epoch(record: dict[str, Any], epochs: int) -> str:
     if record.get("val_total"):
         head += (
             f" {record['val_correct']}/{record['val_total']} val {100 * record['val_accuracy']:.2f}%"
-            f" (loss {record['val_loss']:.4f})"
+            f" (loss {record['val_loss']:.4f}) "
         )
     return (
-        f"{head}  train {100 * record['train_accuracy']:.2f}% (loss {record['train_loss']:.4f})"
+        f"{head} train {100 * record['train_accuracy']:.2f}% (loss {record['train_loss']:.4f})"
         f"  {record['seconds']:.2f} s"
     )
 

@@ -52,7 +52,7 @@ PRESETS: dict[str, dict] = {
         "schedule": "cosine",
         "dropout": 0.2,
         "augment_shift": 2,
-        "epochs": 30,
+        "epochs": 15,
         "val_size": 0,
     },
 }
@@ -284,14 +284,20 @@ def make_epoch_fn(
     return jax.jit(epoch, donate_argnums=0)
 
 
-def make_eval_fn(batch_size: int = 10_000):
-    """``evaluate(params, images, labels) -> (loss_sum, correct)``, in chunks of ``batch_size``."""
+def make_eval_fn(
+    batch_size: int = 10_000, shard_batch: Callable[[jax.Array], jax.Array] = lambda x: x
+):
+    """``evaluate(params, images, labels) -> (loss_sum, correct)``, in chunks of ``batch_size``.
+
+    ``shard_batch`` lays out each chunk inside the compiled function, as in training.
+    """
 
     def evaluate(params: Params, images: jax.Array, labels: jax.Array):
         num_examples = images.shape[0]
         full, rest = divmod(num_examples, batch_size)
 
         def chunk_totals(x, y):
+            x, y = shard_batch(x), shard_batch(y)
             logits = forward(params, x)
             return cross_entropy(logits, y) * x.shape[0], jnp.sum(jnp.argmax(logits, -1) == y)
 
@@ -419,7 +425,8 @@ def fit(
       resume: a :class:`jaxmlp.checkpoint.Checkpoint` to continue from, or ``None``.
       on_epoch: called after each epoch with its record and the new state (printing,
         checkpointing); the state is not yet donated to the next epoch.
-      place: puts a host array on the device(s) (a sharding, for data parallelism).
+      place: puts a host array, and each leaf of the initial state, on the device(s)
+        (replicated over a mesh, for data parallelism).
       shard_batch: constrains a mini-batch's layout inside the compiled step.
 
     Raises:
@@ -437,12 +444,13 @@ def fit(
         )
     tx = make_optimizer(config, per_epoch)
     state = init_state(config, tx) if resume is None else restore_state(config, tx, resume)
+    state = jax.tree.map(place, state)
     history = [] if resume is None else list(resume.metrics)
     start = 0 if resume is None else resume.epoch
     schedule = learning_rate_schedule(config, per_epoch)
     image_shape = getattr(dataset, "image_shape", None)
     run_epoch = make_epoch_fn(config, tx, image_shape, shard_batch)
-    evaluate = make_eval_fn()
+    evaluate = make_eval_fn(shard_batch=shard_batch)
     train_x, train_y = place(dataset.train.images), place(dataset.train.labels)
     val_x, val_y = place(dataset.validation.images), place(dataset.validation.labels)
     limit = divergence_limit(evaluate, state.params, train_x, train_y, dataset.num_classes)
