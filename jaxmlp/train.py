@@ -76,7 +76,6 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     dropout: float = 0.0
     augment_shift: int = 0
-    augment_flip: bool = False
     grad: str = "manual"
     seed: int = 0
     drop_last: bool = False
@@ -201,14 +200,6 @@ def shift_images(key: jax.Array, x: jax.Array, image_shape: tuple[int, int], shi
     return jax.vmap(crop)(padded, offsets).reshape(batch, height * width)
 
 
-def flip_images(key: jax.Array, x: jax.Array, image_shape: tuple[int, int]) -> jax.Array:
-    """Mirrors each image of a batch left to right with probability 1/2 (not for digits)."""
-    batch = x.shape[0]
-    images = x.reshape(batch, *image_shape)
-    flip = jax.random.bernoulli(key, 0.5, (batch, 1, 1))
-    return jnp.where(flip, images[:, :, ::-1], images).reshape(batch, -1)
-
-
 class EpochMetrics(NamedTuple):
     """Sums over an epoch's steps, on the device until the epoch is over."""
 
@@ -225,15 +216,13 @@ def make_train_step(
 ):
     """``step(state, x, y, key) -> (state, (loss_sum, correct))`` for one mini-batch."""
     loss_logits_and_grad = backprop.loss_logits_and_grad_fn(config.grad)
-    if (config.augment_shift or config.augment_flip) and image_shape is None:
-        raise ConfigError("augmentation needs image data with a known height and width")
+    if config.augment_shift and image_shape is None:
+        raise ConfigError("--augment-shift needs image data with a known height and width")
 
     def step(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array):
         shift_key, dropout_key = jax.random.split(key)
         if config.augment_shift:
             x = shift_images(shift_key, x, image_shape, config.augment_shift)
-        if config.augment_flip:
-            x = flip_images(jax.random.fold_in(shift_key, 1), x, image_shape)
         x, y = shard_batch(x), shard_batch(y)
         masks = dropout_masks(dropout_key, state.params, (x.shape[0],), config.dropout)
         (loss, logits), grads = loss_logits_and_grad(state.params, x, y, masks)
