@@ -18,7 +18,7 @@ from typing import Any
 import jax
 
 from jaxmlp import checkpoint as checkpoints
-from jaxmlp import train
+from jaxmlp import parallel, train
 from jaxmlp.errors import ConfigError, TrainingInterrupted
 
 
@@ -35,6 +35,7 @@ class RunOptions:
     metrics_out: Path | None = None
     quiet: bool = False
     progress: bool = False
+    parallel: parallel.ParallelOptions = dataclasses.field(default_factory=parallel.ParallelOptions)
 
 
 def resolve_config(
@@ -155,6 +156,8 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
     """
     from jaxmlp.data import load_dataset
 
+    layout = parallel.setup(options.parallel)
+    main_process = parallel.is_main_process()
     resume = checkpoints.load_checkpoint(options.resume) if options.resume else None
     config = resolve_config(options.preset, options.overrides, resume and resume.config)
     if resume is not None and resume.epoch >= config.epochs:
@@ -162,6 +165,8 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
             f"the checkpoint has already trained {resume.epoch} epochs; pass --epochs above "
             f"{resume.epoch} to continue"
         )
+    if layout is not None:
+        layout.check_batch_size(config.batch_size)
     enable_compilation_cache()
     if dataset is None:
         dataset = load_dataset(
@@ -171,25 +176,31 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
             limit=config.limit,
             download=options.download,
         )
-    say = (lambda line: None) if options.quiet else echo
+    say = (lambda line: None) if options.quiet or not main_process else echo
     say(describe(config, dataset))
+    if layout is not None:
+        say(layout.describe(config.batch_size))
     done = resume.epoch if resume else 0
     history: list[dict] = list(resume.metrics) if resume else []
     with (
-        metrics_sink(options.metrics_out, append=resume is not None) as write_metrics,
+        metrics_sink(
+            options.metrics_out if main_process else None, append=resume is not None
+        ) as write_metrics,
         epoch_printer(say, config.epochs, done, options.progress) as (print_line, advance),
     ):
 
         def on_epoch(record: dict, state: train.TrainState) -> None:
             history.append(record)
-            if options.save is not None:
+            if options.save is not None and main_process:
                 save_epoch(options.save, config, state, record["epoch"], history)
             write_metrics(record)
             print_line(format_epoch(record, config.epochs))
             advance()
 
         try:
-            result = train.fit(config, dataset, resume=resume, on_epoch=on_epoch)
+            result = train.fit(
+                config, dataset, resume=resume, on_epoch=on_epoch, **parallel.fit_hooks(layout)
+            )
         except TrainingInterrupted as interrupted:
             saved = (
                 f"; {options.save} holds epoch {history[-1]['epoch']}"
@@ -198,6 +209,7 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
             )
             raise TrainingInterrupted(f"{interrupted}{saved}") from None
         write_metrics(result.test)
-    echo(format_test(result.test))
+    if main_process:
+        echo(format_test(result.test))
     return result
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from jaxmlp import runs
+from jaxmlp import parallel, runs
 from jaxmlp.cli.app import app
 from jaxmlp.train import OPTIMIZERS, PRESETS, SCHEDULES
 
@@ -55,6 +55,32 @@ def train_command(
     resume: Path | None = typer.Option(None, help="Continue the run saved in this checkpoint."),
     metrics_out: Path | None = typer.Option(None, help="Append one JSON line per epoch here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the test result."),
+    devices: str | None = typer.Option(
+        None,
+        help="Data parallel over 'all' devices or N of them; the batch size must divide by "
+        "the count (default: 1, or all in a multi-process run).",
+    ),
+    platform: str | None = typer.Option(
+        None,
+        help=f"Backend: {', '.join(parallel.PLATFORMS)} (default: JAX's choice, or JAX_PLATFORMS).",
+    ),
+    matmul_precision: str | None = typer.Option(
+        None, help=f"Default matmul precision: {', '.join(parallel.MATMUL_PRECISIONS)}."
+    ),
+    coordinator: str | None = typer.Option(
+        None, envvar="JAXMLP_COORDINATOR", help="HOST:PORT of process 0, for several hosts."
+    ),
+    num_processes: int | None = typer.Option(
+        None, envvar="JAXMLP_NUM_PROCESSES", help="Processes in a multi-process run."
+    ),
+    process_id: int | None = typer.Option(
+        None, envvar="JAXMLP_PROCESS_ID", help="This process's index, 0 to --num-processes - 1."
+    ),
+    distributed: str = typer.Option(
+        "off",
+        envvar="JAXMLP_DISTRIBUTED",
+        help="'auto': let JAX detect the cluster (Slurm, Open MPI, TPU pod, Kubernetes).",
+    ),
 ) -> int:
     """Train an MLP; with no flags, the seed's experiment (784-15-10, SGD, lr 0.1, 10 epochs).
 
@@ -91,6 +117,15 @@ def train_command(
         metrics_out=metrics_out,
         quiet=quiet,
         progress=sys.stdout.isatty() and not quiet,
+        parallel=parallel.ParallelOptions(
+            devices=devices,
+            platform=platform,
+            matmul_precision=matmul_precision,
+            distributed=distributed,
+            coordinator=coordinator,
+            num_processes=num_processes,
+            process_id=process_id,
+        ),
     )
     runs.train_from_options(run, echo=typer.echo)
     return 0

@@ -1,0 +1,45 @@
+"""``jaxmlp info``: what JAX sees — versions, backend, processes and devices."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from jaxmlp import parallel
+from jaxmlp.cli.app import app
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as aligned lines, one per device at the end."""
+    lines = [
+        f"jax {report['jax']}, jaxlib {report['jaxlib']}, Python {report['python']}",
+        f"backend: {report['backend']} (matmul precision {report['matmul_precision']})",
+        f"process: {report['process_index']} of {report['process_count']}",
+        f"devices: {report['local_device_count']} local, {report['global_device_count']} global",
+    ]
+    lines += [
+        f"  {device['platform']}:{device['id']}  {device['kind']}  "
+        f"(process {device['process_index']})"
+        for device in report["devices"]
+    ]
+    return "\n".join(lines)
+
+
+@app.command("info")
+def info_command(
+    platform: str | None = typer.Option(
+        None, help=f"Start this backend: {', '.join(parallel.PLATFORMS)} (default: JAX's choice)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> int:
+    """Show the jax/jaxlib versions, the backend, and every device with its process.
+
+    Exit code 0, or 2 when --platform names a backend that is not available here.
+    """
+    parallel.configure_backend(platform, None)
+    parallel.check_platform(platform)
+    report = parallel.backend_report()
+    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    return 0

@@ -1,0 +1,307 @@
+"""Data parallelism over a device mesh, several hosts, and the choice of backend.
+
+One mesh axis, ``"data"``: parameters and optimizer state are replicated on every device
+and each mini-batch is split along its batch axis (``NamedSharding(mesh, P("data"))``,
+applied inside the compiled step by :meth:`DataParallel.shard_batch`). The loss is the mean
+over the batch, so its gradient (BP3/BP4: ``Δᵀ 1`` and ``Δᵀ A``) contracts over the sharded
+axis and the compiler (GSPMD) inserts the all-reduce: every device ends each step with the
+same parameters, as if one device had taken the whole batch.
+
+How batches reach the devices: the data set (MNIST: 188 MB of float32) is placed
+*replicated* on every device, on every host. Every process draws the same permutation
+from the shared key ``fold_in(key(seed), epoch)`` inside the compiled epoch; the gather
+``images[batch_indices]`` is partitioned like its output, so each device gathers only its
+own rows of each batch, from its own copy. No example crosses the network; only gradients
+do. The price is one copy of the data set per device, negligible at MNIST's size.
+
+Divisibility: the batch size must be a multiple of the device count, so every full batch
+splits evenly. A ragged last batch (when ``--drop-last`` is off) need not divide: XLA pads
+its shards and masks the padding, so the step is still exact.
+
+Several hosts: :func:`initialize_distributed` calls ``jax.distributed.initialize`` before
+the backend starts; then ``jax.devices()`` lists the devices of every process, the mesh
+spans them all, and only process 0 prints, writes metrics and saves checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform as host_platform
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+from jaxmlp.errors import ConfigError, JaxmlpError
+
+DATA_AXIS = "data"
+PLATFORMS = ("cpu", "gpu", "tpu")
+MATMUL_PRECISIONS = ("default", "high", "highest")
+DISTRIBUTED_MODES = ("off", "auto")
+INSTALL_HINTS = {"gpu": 'pip install -U "jax[cuda13]"', "tpu": 'pip install -U "jax[tpu]"'}
+JAX_PLATFORMS_SETTING = {"cpu": "cpu", "tpu": "tpu", "gpu": ""}
+"""``jax_platforms`` per ``--platform``. Not ``"gpu"`` for GPUs: JAX expands it to every GPU
+plugin (CUDA, ROCm, oneAPI) and fails unless all start; left empty, JAX picks the GPU
+backend that works ahead of the CPU, and :func:`check_platform` checks that it did."""
+
+
+class DistributedError(JaxmlpError):
+    """``jax.distributed.initialize`` failed: no coordinator, a timeout, a started backend."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelOptions:
+    """How a run uses devices and hosts: the ``--devices``, ``--platform``, ... flags."""
+
+    devices: str | None = None
+    """``"all"``, a count, or ``None``: one device, or all of them when several processes run."""
+    platform: str | None = None
+    matmul_precision: str | None = None
+    distributed: str = "off"
+    """``"auto"``: let JAX detect the cluster (Slurm, Open MPI, TPU pods, Kubernetes)."""
+    coordinator: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParallel:
+    """A 1-D mesh over the devices that share each mini-batch."""
+
+    mesh: Mesh
+
+    @property
+    def num_devices(self) -> int:
+        """Devices in the mesh, on all hosts."""
+        return self.mesh.devices.size
+
+    @property
+    def batch_sharding(self) -> NamedSharding:
+        """Split along the first (batch) axis, every other axis whole."""
+        return NamedSharding(self.mesh, PartitionSpec(DATA_AXIS))
+
+    @property
+    def replicated(self) -> NamedSharding:
+        """A whole copy on every device of the mesh."""
+        return NamedSharding(self.mesh, PartitionSpec())
+
+    def place(self, value) -> jax.Array:
+        """Puts ``value`` (the same on every process) on every device of the mesh."""
+        if jax.process_count() == 1:
+            return jax.device_put(value, self.replicated)
+        return jax.make_array_from_process_local_data(self.replicated, np.asarray(value))
+
+    def shard_batch(self, x: jax.Array) -> jax.Array:
+        """Inside ``jit``: lays a mini-batch out split across the devices along axis 0."""
+        return jax.lax.with_sharding_constraint(x, self.batch_sharding)
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raises :class:`ConfigError` unless ``batch_size`` splits evenly over the devices."""
+        if batch_size % self.num_devices:
+            raise ConfigError(
+                f"--batch-size {batch_size} does not divide by the {self.num_devices} devices; "
+                f"use a multiple of {self.num_devices} (the ragged last batch may be any size)"
+            )
+
+    def describe(self, batch_size: int) -> str:
+        """The run's data-parallel line."""
+        kind = self.mesh.devices.flat[0].platform
+        hosts = jax.process_count()
+        over = f" on {hosts} processes" if hosts > 1 else ""
+        return (
+            f"Data parallel over {self.num_devices} {kind} devices{over}: each batch of "
+            f"{batch_size} is split {batch_size // self.num_devices} per device"
+        )
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def configure_backend(platform: str | None, matmul_precision: str | None) -> None:
+    """Selects the JAX platform and the default matmul precision; call before first use."""
+    if platform is not None:
+        if platform not in PLATFORMS:
+            raise ConfigError(f"--platform must be one of {', '.join(PLATFORMS)}, got {platform!r}")
+        jax.config.update("jax_platforms", JAX_PLATFORMS_SETTING[platform])
+    if matmul_precision is not None:
+        if matmul_precision not in MATMUL_PRECISIONS:
+            raise ConfigError(
+                f"--matmul-precision must be one of {', '.join(MATMUL_PRECISIONS)}, "
+                f"got {matmul_precision!r}"
+            )
+        jax.config.update("jax_default_matmul_precision", matmul_precision)
+
+
+def check_platform(platform: str | None) -> None:
+    """Starts the backend; raises :class:`ConfigError` if ``platform`` is not what runs.
+
+    The platform is chosen when JAX starts: in a process where JAX already runs on another
+    one, this reports that platform as not available.
+    """
+    hint = f"; for it, {INSTALL_HINTS[platform]}" if platform in INSTALL_HINTS else ""
+    try:
+        running = jax.default_backend()
+    except RuntimeError as error:
+        reason = first_line(error).split(" (set JAX_PLATFORMS")[0]
+        raise ConfigError(f"--platform {platform} is not available here: {reason}{hint}") from None
+    if platform is not None and running != platform:
+        raise ConfigError(
+            f"--platform {platform} is not available here: JAX runs on {running}{hint}"
+        )
+
+
+def check_coordinator(address: str) -> None:
+    """Raises :class:`ConfigError` unless ``address`` looks like ``HOST:PORT``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--coordinator must be HOST:PORT, got {address!r}")
+
+
+def distributed_arguments(options: ParallelOptions) -> dict[str, Any] | None:
+    """The ``jax.distributed.initialize`` arguments, or ``None`` for a single process."""
+    if options.distributed not in DISTRIBUTED_MODES:
+        raise ConfigError(
+            f"--distributed must be one of {', '.join(DISTRIBUTED_MODES)}, "
+            f"got {options.distributed!r}"
+        )
+    given = {
+        "coordinator": options.coordinator,
+        "num_processes": options.num_processes,
+        "process_id": options.process_id,
+    }
+    explicit = {
+        ("coordinator_address" if name == "coordinator" else name): value
+        for name, value in given.items()
+        if value is not None
+    }
+    if options.coordinator is not None:
+        check_coordinator(options.coordinator)
+    if options.num_processes is not None and options.num_processes < 1:
+        raise ConfigError(f"--num-processes must be at least 1, got {options.num_processes}")
+    if options.distributed == "auto":
+        return explicit
+    if not explicit:
+        return None
+    missing = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is None]
+    if missing:
+        raise ConfigError(
+            f"a multi-process run needs --coordinator, --num-processes and --process-id "
+            f"(or --distributed auto); missing {', '.join(missing)}"
+        )
+    if not 0 <= options.process_id < options.num_processes:
+        raise ConfigError(
+            f"--process-id must be in 0..{options.num_processes - 1}, got {options.process_id}"
+        )
+    return explicit
+
+
+def initialize_distributed(arguments: dict[str, Any]) -> None:
+    """Joins the job's other processes (blocks until all have joined, or times out).
+
+    A no-op when this process already joined (a second run in the same notebook).
+    """
+    if jax.distributed.is_initialized():
+        return
+    try:
+        jax.distributed.initialize(**arguments)
+    except (RuntimeError, ValueError) as error:
+        reason = first_line(error)
+        raise DistributedError(f"could not start the multi-process run: {reason}") from None
+
+
+def parse_devices(text: str | None) -> int | None:
+    """``"all"`` → ``None`` (every device), ``"4"`` → 4; anything else is an error."""
+    if text is None or text == "all":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ConfigError(f"--devices must be 'all' or a positive count, got {text!r}")
+
+
+def select_devices(count: int | None) -> list:
+    """``count`` devices (all if ``None``), the same number from each process."""
+    processes = jax.process_count()
+    everything = jax.devices()
+    if count is None:
+        return everything
+    if count > len(everything):
+        raise ConfigError(
+            f"--devices {count} but only {len(everything)} {jax.default_backend()} devices "
+            "are visible"
+        )
+    if count % processes:
+        raise ConfigError(
+            f"--devices {count} does not divide among the {processes} processes; "
+            f"use a multiple of {processes} or 'all'"
+        )
+    per_process = count // processes
+    chosen = []
+    for index in range(processes):
+        chosen += [d for d in everything if d.process_index == index][:per_process]
+    return chosen
+
+
+def data_parallel(devices: str | None) -> DataParallel | None:
+    """The mesh asked for by ``--devices``, or ``None`` for the plain one-device path."""
+    count = parse_devices(devices)
+    if devices is None and jax.process_count() == 1:
+        count = 1
+    chosen = select_devices(count)
+    if len(chosen) == 1:
+        return None
+    mesh = jax.make_mesh((len(chosen),), (DATA_AXIS,), (AxisType.Auto,), devices=chosen)
+    return DataParallel(mesh)
+
+
+def setup(options: ParallelOptions) -> DataParallel | None:
+    """Backend, then hosts, then mesh: the order JAX requires. Call before any JAX work."""
+    configure_backend(options.platform, options.matmul_precision)
+    arguments = distributed_arguments(options)
+    if arguments is not None:
+        initialize_distributed(arguments)
+    check_platform(options.platform)
+    return data_parallel(options.devices)
+
+
+def fit_hooks(layout: DataParallel | None) -> dict[str, Callable[[Any], jax.Array]]:
+    """``place`` and ``shard_batch`` for :func:`jaxmlp.train.fit` (none: one device)."""
+    if layout is None:
+        return {}
+    return {"place": layout.place, "shard_batch": layout.shard_batch}
+
+
+def is_main_process() -> bool:
+    """True in process 0, the one that prints, writes metrics and saves checkpoints."""
+    return jax.process_index() == 0
+
+
+def backend_report() -> dict[str, Any]:
+    """Versions, backend, processes and devices, as JSON-ready values."""
+    import jaxlib
+
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "python": host_platform.python_version(),
+        "backend": jax.default_backend(),
+        "matmul_precision": jax.config.jax_default_matmul_precision or "default",
+        "process_index": jax.process_index(),
+        "process_count": jax.process_count(),
+        "local_device_count": jax.local_device_count(),
+        "global_device_count": jax.device_count(),
+        "jax_platforms": jax.config.jax_platforms or None,
+        "devices": [
+            {
+                "id": device.id,
+                "platform": device.platform,
+                "kind": device.device_kind,
+                "process_index": device.process_index,
+            }
+            for device in jax.devices()
+        ],
+    }

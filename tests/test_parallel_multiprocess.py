@@ -1,0 +1,103 @@
+"""Two processes on 127.0.0.1, two CPU devices each, train like one process on one device.
+
+Both processes are killed after ``TIMEOUT_S``: a run that cannot connect fails the test,
+it never hangs the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from data_fixtures import small_arrays, write_idx_dataset
+from helpers import max_difference
+
+from jaxmlp import checkpoint as checkpoints
+from jaxmlp.cli import main
+
+TIMEOUT_S = 120
+PARAMETER_TOLERANCE = 1e-5
+TRAIN_ARGS = (
+    "--sizes 784,16,10 --init he --val-size 20 --batch-size 8 --epochs 3 "
+    "--optimizer momentum --dropout 0.2 --lr 0.05"
+).split()
+
+
+def free_port() -> int:
+    """A local port free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_process(args: list[str], process_id: int, port: int) -> subprocess.Popen:
+    """One process of a two-process run with two CPU devices; flags through env vars."""
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "JAX_NUM_CPU_DEVICES": "2",
+        "JAXMLP_COORDINATOR": f"127.0.0.1:{port}",
+        "JAXMLP_NUM_PROCESSES": "2",
+        "JAXMLP_PROCESS_ID": str(process_id),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxmlp", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_two_processes(args: list[str]) -> list[tuple[int, str, str]]:
+    """``(returncode, stdout, stderr)`` of each process; kills both on timeout."""
+    port = free_port()
+    processes = [start_process(args, index, port) for index in range(2)]
+    try:
+        outputs = [process.communicate(timeout=TIMEOUT_S) for process in processes]
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+            process.communicate()
+        pytest.fail(f"the two-process run did not finish within {TIMEOUT_S} s")
+    return [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
+
+
+def jaxmlp_lines(output: str) -> list[str]:
+    """Lines that jaxmlp printed (not the ``[Gloo]`` connection notices of the C++ library)."""
+    return [line for line in output.splitlines() if line and not line.startswith("[Gloo]")]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """Small random MNIST-shaped IDX files: 90 training, 20 test images."""
+    return write_idx_dataset(tmp_path / "data", small_arrays(num_train=90, num_test=20))
+
+
+def test_two_processes_train_like_one(tmp_path, data_dir, capsys):
+    shared = ["train", "--data-dir", str(data_dir), *TRAIN_ARGS]
+    distributed = tmp_path / "two.npz"
+    metrics = tmp_path / "two.jsonl"
+    results = run_two_processes(
+        [*shared, "--save", str(distributed), "--metrics-out", str(metrics)]
+    )
+    for returncode, _, stderr in results:
+        assert returncode == 0, stderr
+    (_, first_out, _), (_, second_out, _) = results
+    assert "Data parallel over 4 cpu devices on 2 processes" in first_out
+    assert jaxmlp_lines(first_out)[-1].startswith("Test: ")
+    assert jaxmlp_lines(second_out) == []
+    assert len(metrics.read_text().splitlines()) == 4
+
+    single = tmp_path / "one.npz"
+    assert main([*shared, "--save", str(single), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == jaxmlp_lines(first_out)[-1]
+    two, one = checkpoints.load_checkpoint(distributed), checkpoints.load_checkpoint(single)
+    assert max_difference(two.params, one.params) <= PARAMETER_TOLERANCE
+    assert [r["val_correct"] for r in two.metrics] == [r["val_correct"] for r in one.metrics]
+    assert json.loads(metrics.read_text().splitlines()[-1])["event"] == "test"
