@@ -1,0 +1,66 @@
+"""``jaxmlp train`` end to end on a slice of the real MNIST files."""
+
+import json
+
+import pytest
+from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
+
+from jaxmlp.checkpoint import load_checkpoint
+from jaxmlp.cli import main
+
+pytestmark = needs_real_mnist
+
+
+def train(capsys, *argv):
+    code = main(["train", "--data-dir", str(REAL_MNIST_DIR), "--limit", "500", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_prints_epochs_and_test_and_writes_metrics_and_checkpoint(capsys, tmp_path):
+    metrics, model = tmp_path / "m.jsonl", tmp_path / "m.npz"
+    code, out, err = train(
+        capsys, "--epochs", "2", "--init", "he", "--metrics-out", str(metrics), "--save", str(model)
+    )
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("Training 784-15-10 (he init) on mnist")
+    assert lines[1].startswith("Epoch 1/2: ") and "/500 val " in lines[1]
+    assert lines[-1].startswith("Test: ") and lines[-1].split()[1].endswith("/500")
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["epoch", "epoch", "test"]
+    assert records[-1]["test_accuracy"] > 0.5
+    saved = load_checkpoint(model)
+    assert saved.epoch == 2 and saved.config["init"] == "he" and saved.metrics == records[:2]
+
+
+def test_train_resumes_from_its_checkpoint(capsys, tmp_path):
+    model = tmp_path / "m.npz"
+    assert train(capsys, "--epochs", "1", "--save", str(model))[0] == 0
+    code, out, _ = train(capsys, "--resume", str(model), "--epochs", "2", "--save", str(model))
+    assert code == 0 and "Epoch 2/2" in out and "Epoch 1/2" not in out
+    assert load_checkpoint(model).epoch == 2
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["--lr", "50"], 1, "training diverged in epoch 1"),
+        (["--sizes", "100,10"], 2, "--sizes starts with 100 inputs"),
+        (["--sizes", "784,15,7"], 2, "--sizes ends with 7 outputs"),
+        (["--resume", "absent.npz"], 1, "does not exist"),
+        (["--preset", "fastest"], 2, "--preset must be one of"),
+        (["--val-size", "60000"], 2, "val_size"),
+    ],
+)
+def test_train_failures_are_one_line(capsys, argv, code, message):
+    exit_code, out, err = train(capsys, *argv)
+    assert exit_code == code
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in out + err
+
+
+def test_offline_with_no_data_says_how_to_provide_it(capsys):
+    code = main(["train", "--limit", "10"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "--data-dir" in err and "JAXMLP_DATA_DIR" in err
