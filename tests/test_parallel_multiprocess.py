@@ -68,9 +68,13 @@ def run_two_processes(args: list[str]) -> list[tuple[int, str, str]]:
     return [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
 
 
+JAXMLP_PREFIXES = ("Training ", "Data parallel ", "Epoch ", "Test: ")
+
+
 def jaxmlp_lines(output: str) -> list[str]:
-    """Lines that jaxmlp printed (not the ``[Gloo]`` connection notices of the C++ library)."""
-    return [line for line in output.splitlines() if line and not line.startswith("[Gloo]")]
+    """Lines that jaxmlp printed, not the Gloo library's connection notices (which share
+    standard output and may arrive split across lines)."""
+    return [line for line in output.splitlines() if line.startswith(JAXMLP_PREFIXES)]
 
 
 @pytest.fixture
