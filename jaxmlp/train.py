@@ -403,7 +403,7 @@ def check_not_diverged(train_loss: float, limit: float, epoch: int, config: Trai
 
 def restore_state(config: TrainConfig, tx, checkpoint) -> TrainState:
     """The training state saved in ``checkpoint`` (from :mod:`jaxmlp.checkpoint`)."""
-    params = tuple(Layer(jnp.asarray(l.w), jnp.asarray(l.b)) for l in checkpoint.params)
+    params = tuple(checkpoint.params)
     opt_state = restore_tree(tx.init(params), checkpoint.opt_state_leaves, "optimizer state")
     return TrainState(params, opt_state)
 
@@ -435,13 +435,7 @@ def fit(
       TrainingInterrupted: Ctrl-C; epochs reported so far stand.
     """
     check_fits_data(config, dataset.train.images.shape[1], dataset.num_classes)
-    num_train = len(dataset.train)
-    per_epoch = steps_per_epoch(num_train, config.batch_size, config.drop_last)
-    if per_epoch == 0:
-        raise ConfigError(
-            f"--batch-size {config.batch_size} with --drop-last leaves no batch of the "
-            f"{num_train} training examples"
-        )
+    per_epoch = steps_per_epoch(len(dataset.train), config.batch_size, config.drop_last)
     tx = make_optimizer(config, per_epoch)
     state = init_state(config, tx) if resume is None else restore_state(config, tx, resume)
     state = jax.tree.map(place, state)
