@@ -135,13 +135,20 @@ def epoch_printer(echo: Callable[[str], None], total: int, done: int, progress: 
         yield bar.console.print, lambda: bar.advance(task)
 
 
-def save_epoch(path: Path, config, state: train.TrainState, epoch: int, history) -> None:
-    """Writes the checkpoint after ``epoch`` complete epochs."""
+def save_epoch(
+    path: Path, config, data_dir: Path | None, state: train.TrainState, epoch: int, history
+) -> None:
+    """Writes the checkpoint after ``epoch`` complete epochs.
+
+    Beside the settings it records the ``--data-dir`` the run read (absolute), so that
+    ``evaluate``, ``plot`` and ``--resume`` find the same data without being told again.
+    """
+    settings = {**config.to_dict(), "data_dir": str(data_dir.resolve()) if data_dir else None}
     checkpoints.save_checkpoint(
         path,
         checkpoints.Checkpoint(
             params=jax.device_get(state.params),
-            config=config.to_dict(),
+            config=settings,
             epoch=epoch,
             metrics=list(history),
             opt_state_leaves=tuple(jax.device_get(jax.tree.leaves(state.opt_state))),
@@ -159,7 +166,10 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
     layout = parallel.setup(options.parallel)
     main_process = parallel.is_main_process()
     resume = checkpoints.load_checkpoint(options.resume) if options.resume else None
-    config = resolve_config(options.preset, options.overrides, resume and resume.config)
+    saved = dict(resume.config) if resume else {}
+    saved_data_dir = saved.pop("data_dir", None)
+    data_dir = options.data_dir or (Path(saved_data_dir) if saved_data_dir else None)
+    config = resolve_config(options.preset, options.overrides, saved)
     if resume is not None and resume.epoch >= config.epochs:
         raise ConfigError(
             f"the checkpoint has already trained {resume.epoch} epochs; pass --epochs above "
@@ -171,7 +181,7 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
     if dataset is None:
         dataset = load_dataset(
             config.dataset,
-            data_dir=options.data_dir,
+            data_dir=data_dir,
             val_size=config.val_size,
             limit=config.limit,
             download=options.download,
@@ -192,7 +202,7 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
         def on_epoch(record: dict, state: train.TrainState) -> None:
             history.append(record)
             if options.save is not None and main_process:
-                save_epoch(options.save, config, state, record["epoch"], history)
+                save_epoch(options.save, config, data_dir, state, record["epoch"], history)
             write_metrics(record)
             print_line(format_epoch(record, config.epochs))
             advance()

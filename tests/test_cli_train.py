@@ -32,6 +32,16 @@ def test_train_prints_epochs_and_test_and_writes_metrics_and_checkpoint(capsys, 
     assert records[-1]["test_accuracy"] > 0.5
     saved = load_checkpoint(model)
     assert saved.epoch == 2 and saved.config["init"] == "he" and saved.metrics == records[:2]
+    assert saved.config["data_dir"] == str(REAL_MNIST_DIR.resolve())
+
+
+def test_the_checkpoint_remembers_its_data_for_evaluate_and_resume(capsys, tmp_path):
+    model = tmp_path / "m.npz"
+    assert train(capsys, "--epochs", "1", "--save", str(model))[0] == 0
+    assert main(["evaluate", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 10_000
+    assert main(["train", "--resume", str(model), "--epochs", "2", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("Test: ")
 
 
 def test_train_resumes_from_its_checkpoint(capsys, tmp_path):
