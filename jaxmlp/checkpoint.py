@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp.errors import CheckpointError
+from jaxmlp.files import READABLE_FILE_MODE, fsync_directory
 from jaxmlp.model import Layer, Params
 
 FORMAT_VERSION = 1
@@ -68,27 +69,15 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **_arrays(checkpoint))
+            os.fchmod(file.fileno(), READABLE_FILE_MODE)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     return path
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -138,6 +138,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert loaded.epoch == 3 and loaded.metrics == result.history
     assert train.TrainConfig.from_dict(loaded.config) == small_config()
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_a_crash_between_write_and_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from typing import BinaryIO
 from jaxmlp import __version__
 from jaxmlp.data.sources import DATA_DIR_ENV, get_spec, mirrors_for, user_cache_dir
 from jaxmlp.errors import DatasetError
+from jaxmlp.files import READABLE_FILE_MODE, fsync_directory
 
 CHUNK_BYTES = 1 << 20
 MAX_DOWNLOAD_BYTES = 128 << 20
@@ -164,7 +165,7 @@ def download_verified(
     try:
         with os.fdopen(descriptor, "wb") as file:
             digest = stream_url(url, file, timeout, progress)
-            os.fchmod(file.fileno(), 0o644)
+            os.fchmod(file.fileno(), READABLE_FILE_MODE)
             file.flush()
             os.fsync(file.fileno())
         if digest != sha256:
@@ -213,16 +214,6 @@ def stream_url(url: str, file: BinaryIO, timeout: float, progress: bool) -> str:
     if expected is not None and received != expected:
         raise TransferError(f"truncated: received {received} of {expected} bytes")
     return digest.hexdigest()
-
-
-def fsync_directory(directory: Path) -> None:
-    """Flushes a directory entry to disk, where the platform allows it."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:
