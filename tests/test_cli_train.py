@@ -74,3 +74,12 @@ def test_offline_with_no_data_says_how_to_provide_it(capsys):
     err = capsys.readouterr().err
     assert code == 1 and len(err.splitlines()) == 1
     assert "--data-dir" in err and "JAXMLP_DATA_DIR" in err
+
+
+@pytest.mark.parametrize("flag", ["--save", "--metrics-out"])
+def test_an_output_path_that_cannot_be_written_is_one_line(capsys, tmp_path, flag):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    code, out, err = train(capsys, "--epochs", "1", flag, str(not_a_directory / "run.out"))
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith(f"jaxmlp: error: {not_a_directory}") and "Traceback" not in out + err

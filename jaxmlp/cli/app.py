@@ -2,7 +2,8 @@
 
 Command modules (``jaxmlp.cli.grads``, ``.data``, ...) register their commands on
 :data:`app`. :func:`main` runs it and turns every user-facing error into one line on
-standard error: bad arguments exit 2, other failures 1, Ctrl-C 130.
+standard error: bad arguments exit 2, other failures 1, Ctrl-C 130. An ``OSError`` that
+reaches it (an output file that cannot be written) is such a failure too.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def fail(message: str, exit_code: int = 1) -> int:
     return exit_code
 
 
+def describe_os_error(error: OSError) -> str:
+    """``PATH: reason`` for a file the command could not read or write (an output path in
+    a missing or read-only directory, a full disk)."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI on ``argv`` (default ``sys.argv[1:]``) and returns the exit code."""
     try:
@@ -60,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(error), error.exit_code)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    except OSError as error:
+        return fail(describe_os_error(error))
     return result if isinstance(result, int) else 0
 
 
