@@ -106,8 +106,15 @@ def bp3_bias_gradient(deltas: jax.Array) -> jax.Array:
 
 
 def bp4_weight_gradient(deltas: jax.Array, inputs: jax.Array) -> jax.Array:
-    """BP4: ``∂E/∂W = δ aᵀ``, averaged over the batch: ``Δᵀ A / B`` (``out × in``)."""
-    return deltas.T @ inputs / deltas.shape[0]
+    """BP4: ``∂E/∂W = δ aᵀ``, averaged over the batch: ``Δᵀ A / B`` (``out × in``).
+
+    ``Δᵀ`` is formed before the product, behind an ``optimization_barrier`` that stops
+    XLA from folding the transpose back into it: XLA:CPU runs a product contracted over
+    the rows of both operands through a slower kernel than ``(out × B) @ (B × in)``. The
+    result is the same; a seed-config epoch takes about 12% less time.
+    """
+    deltas_transposed = jax.lax.optimization_barrier(deltas.T)
+    return deltas_transposed @ inputs / deltas.shape[0]
 
 
 def _as_batch(x, y, masks):
