@@ -30,7 +30,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxmlp import backprop
 from jaxmlp.errors import ConfigError
-from jaxmlp.model import Params, affine, dropout_masks, loss, relu
+from jaxmlp.model import Params, affine, dropout_masks, loss, relu, smoothed_targets
 
 
 class Tolerances(NamedTuple):
@@ -100,6 +100,7 @@ class GradCheckReport:
     batch_size: int
     dtype: str
     dropout: float
+    label_smoothing: float
     tolerances: Tolerances
     checks: tuple[ParameterCheck, ...]
 
@@ -114,6 +115,7 @@ class GradCheckReport:
             "batch_size": self.batch_size,
             "dtype": self.dtype,
             "dropout": self.dropout,
+            "label_smoothing": self.label_smoothing,
             "tolerances": self.tolerances._asdict(),
             "passed": self.passed,
             "checks": [
@@ -208,6 +210,7 @@ def compare_gradients(
     dtype: str = "float64",
     coordinates: int = 20,
     dropout: float = 0.0,
+    label_smoothing: float = 0.0,
     manual_grad_fn: Callable = backprop.manual_grad,
 ) -> GradCheckReport:
     """Compares the BP1–BP4 gradient with ``jax.grad`` and with finite differences.
@@ -221,6 +224,7 @@ def compare_gradients(
       dtype: ``"float64"`` or ``"float32"``.
       coordinates: how many coordinates of each parameter to probe by finite differences.
       dropout: dropout rate of the hidden layers (the same masks for all three gradients).
+      label_smoothing: ``ε`` of the smoothed targets ``(1 − ε) one_hot(y) + ε / K``.
       manual_grad_fn: the hand-written gradient under test.
 
     Returns:
@@ -232,6 +236,8 @@ def compare_gradients(
         raise ConfigError(f"--coords must be at least 1, got {coordinates}")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"--dropout must be in [0, 1), got {dropout}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
     tolerances = TOLERANCES[dtype]
     mask_key, coordinate_key = jax.random.split(key)
     with jax.enable_x64(True), jax.default_matmul_precision("highest"):
@@ -240,10 +246,15 @@ def compare_gradients(
         params_d, x_d = cast(params, dtype), jnp.asarray(x, dtype)
         masks64 = dropout_masks(mask_key, params64, (x64.shape[0],), dropout)
         masks_d = None if masks64 is None else cast(masks64, dtype)
+        y64 = y_d = y
+        if label_smoothing:
+            num_classes = params64[-1].b.shape[0]
+            y64 = smoothed_targets(y, num_classes, label_smoothing, jnp.float64)
+            y_d = y64.astype(dtype)
 
-        manual = jax.tree.leaves(jax.jit(manual_grad_fn)(params_d, x_d, y, masks_d))
-        autodiff = jax.tree.leaves(jax.jit(backprop.autodiff_grad)(params_d, x_d, y, masks_d))
-        loss_fn = lambda p: loss(p, x64, y, masks64)
+        manual = jax.tree.leaves(jax.jit(manual_grad_fn)(params_d, x_d, y_d, masks_d))
+        autodiff = jax.tree.leaves(jax.jit(backprop.autodiff_grad)(params_d, x_d, y_d, masks_d))
+        loss_fn = lambda p: loss(p, x64, y64, masks64)
         pattern_fn = lambda p: relu_pattern(p, x64, masks64)
 
         sizes = [leaf.size for leaf in manual]
@@ -282,6 +293,7 @@ def compare_gradients(
         batch_size=int(x.shape[0]),
         dtype=dtype,
         dropout=dropout,
+        label_smoothing=label_smoothing,
         tolerances=tolerances,
         checks=tuple(checks),
     )
@@ -295,7 +307,7 @@ def format_report(report: GradCheckReport) -> str:
     )
     lines = [
         f"Gradient check: sizes {','.join(map(str, report.sizes))}, batch {report.batch_size}, "
-        f"{report.dtype}, dropout {report.dropout:g}",
+        f"{report.dtype}, dropout {report.dropout:g}, label smoothing {report.label_smoothing:g}",
         f"tolerance (relative ‖Δ‖/‖g‖): jax.grad {report.tolerances.autodiff:.0e}, "
         f"finite differences {report.tolerances.finite_differences:.0e}",
         "",

@@ -170,6 +170,11 @@ def one_hot_targets(y: jax.Array, num_classes: int, dtype) -> jax.Array:
     return y.astype(dtype)
 
 
+def smoothed_targets(y: jax.Array, num_classes: int, smoothing: float, dtype) -> jax.Array:
+    """Label smoothing: ``(1 − ε) one_hot(y) + ε / K``. BP1 takes these rows as its ``y``."""
+    return jax.nn.one_hot(y, num_classes, dtype=dtype) * (1 - smoothing) + smoothing / num_classes
+
+
 def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
     """Mean over examples of ``E = −Σ_j y_j ln softmax(z)_j``, via ``log_softmax``.
 

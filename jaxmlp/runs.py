@@ -64,6 +64,8 @@ def describe(config: train.TrainConfig, dataset) -> str:
     gradient = "BP1–BP4 by hand" if config.grad == "manual" else "jax.grad"
     extras = [
         f"dropout {config.dropout:g}" if config.dropout else "",
+        f"input dropout {config.input_dropout:g}" if config.input_dropout else "",
+        f"label smoothing {config.label_smoothing:g}" if config.label_smoothing else "",
         f"shift ±{config.augment_shift}px" if config.augment_shift else "",
         f"weight decay {config.weight_decay:g}" if config.weight_decay else "",
         f"{config.schedule} schedule" if config.schedule != "constant" else "",

@@ -36,6 +36,7 @@ from jaxmlp.model import (
     forward,
     init_params,
     parse_sizes,
+    smoothed_targets,
 )
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
@@ -75,6 +76,8 @@ class TrainConfig:
     schedule: str = "constant"
     warmup_epochs: float = 0.0
     dropout: float = 0.0
+    input_dropout: float = 0.0
+    label_smoothing: float = 0.0
     augment_shift: int = 0
     grad: str = "manual"
     seed: int = 0
@@ -97,6 +100,14 @@ class TrainConfig:
             (self.weight_decay >= 0, f"--weight-decay must be ≥ 0, got {self.weight_decay}"),
             (self.warmup_epochs >= 0, f"--warmup-epochs must be ≥ 0, got {self.warmup_epochs}"),
             (0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
+            (
+                0 <= self.input_dropout < 1,
+                f"--input-dropout must be in [0, 1), got {self.input_dropout}",
+            ),
+            (
+                0 <= self.label_smoothing < 1,
+                f"--label-smoothing must be in [0, 1), got {self.label_smoothing}",
+            ),
             (self.augment_shift >= 0, f"--augment-shift must be ≥ 0, got {self.augment_shift}"),
             (self.limit is None or self.limit >= 1, f"--limit must be ≥ 1, got {self.limit}"),
         ]
@@ -200,6 +211,13 @@ def shift_images(key: jax.Array, x: jax.Array, image_shape: tuple[int, int], shi
     return jax.vmap(crop)(padded, offsets).reshape(batch, height * width)
 
 
+def drop_inputs(key: jax.Array, x: jax.Array, rate: float) -> jax.Array:
+    """Inverted dropout on the pixels: each is zeroed with probability ``rate``, the rest
+    scaled by ``1/(1-rate)``. The input is data, not a layer, so BP1–BP4 are unchanged."""
+    keep = 1.0 - rate
+    return x * jax.random.bernoulli(key, keep, x.shape).astype(x.dtype) / keep
+
+
 class EpochMetrics(NamedTuple):
     """Sums over an epoch's steps, on the device until the epoch is over."""
 
@@ -223,9 +241,16 @@ def make_train_step(
         shift_key, dropout_key = jax.random.split(key)
         if config.augment_shift:
             x = shift_images(shift_key, x, image_shape, config.augment_shift)
+        if config.input_dropout:
+            input_key = jax.random.fold_in(dropout_key, 0)
+            x = drop_inputs(input_key, x, config.input_dropout)
         x, y = shard_batch(x), shard_batch(y)
         masks = dropout_masks(dropout_key, state.params, (x.shape[0],), config.dropout)
-        (loss, logits), grads = loss_logits_and_grad(state.params, x, y, masks)
+        targets = y
+        if config.label_smoothing:
+            output = state.params[-1].b
+            targets = smoothed_targets(y, output.shape[0], config.label_smoothing, output.dtype)
+        (loss, logits), grads = loss_logits_and_grad(state.params, x, targets, masks)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         correct = jnp.sum(jnp.argmax(logits, axis=-1) == y)

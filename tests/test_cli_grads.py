@@ -68,10 +68,39 @@ def test_compare_grads_fails_when_bp2_drops_the_relu_derivative(capsys, monkeypa
     assert code == 1 and "W1" in failing
 
 
+def test_compare_grads_checks_label_smoothing(capsys):
+    code, out, _ = run(
+        capsys, "compare-grads", "--sizes", "20,9,7,4", "--dropout", "0.3",
+        "--label-smoothing", "0.1", "--json",
+    )
+    report = json.loads(out)
+    assert code == 0 and report["passed"] is True and report["label_smoothing"] == 0.1
+    assert all(check["autodiff"]["relative"] <= 1e-10 for check in report["checks"])
+
+
+def test_compare_grads_catches_a_bp1_that_ignores_soft_targets(capsys, monkeypatch):
+    def bp1_with_hard_targets(z_L, y):
+        return jax.nn.softmax(z_L) - jax.nn.one_hot(jax.numpy.argmax(y), y.shape[-1], dtype=y.dtype)
+
+    monkeypatch.setattr(backprop, "bp1_output_error", bp1_with_hard_targets)
+    jax.clear_caches()
+    try:
+        hard_code, _, _ = run(capsys, "compare-grads", "--sizes", "30,8,5")
+        soft_code, out, _ = run(capsys, "compare-grads", "--sizes", "30,8,5", "--label-smoothing", "0.2")
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+    assert hard_code == 0
+    assert soft_code == 1 and "4 of 4 parameters FAIL" in out
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["compare-grads", "--sizes", "784,0,10"],
+        ["compare-grads", "--label-smoothing", "1"],
+        ["train", "--label-smoothing", "-0.1"],
+        ["train", "--input-dropout", "1.5"],
         ["compare-grads", "--sizes", "abc"],
         ["compare-grads", "--sizes", "784"],
         ["compare-grads", "--batch-size", "0"],

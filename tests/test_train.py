@@ -36,6 +36,27 @@ def test_manual_and_autodiff_train_to_the_same_parameters():
     assert manual.history[-1]["train_loss"] == pytest.approx(autodiff.history[-1]["train_loss"], rel=1e-5)
 
 
+def test_label_smoothing_and_input_dropout_agree_between_gradient_paths():
+    config = small_config(label_smoothing=0.1, input_dropout=0.2, dropout=0.1)
+    manual = fit(config)
+    autodiff = fit(dataclass_replace(config, grad="autodiff"))
+    assert max_difference(manual.params, autodiff.params) <= 1e-5
+    assert not leaves_equal(manual.params, fit(small_config()).params)
+    assert manual.test["test_accuracy"] >= 0.95
+
+
+def test_smoothed_targets_keep_one_minus_epsilon_plus_epsilon_over_k_on_the_label():
+    targets = train.smoothed_targets(jnp.array([2, 0]), 4, 0.2, jnp.float32)
+    np.testing.assert_allclose(targets, [[0.05, 0.05, 0.85, 0.05], [0.85, 0.05, 0.05, 0.05]])
+
+
+def test_input_dropout_zeroes_the_expected_fraction_and_rescales_the_rest():
+    x = jnp.ones((200, 50))
+    dropped = np.asarray(train.drop_inputs(jax.random.key(0), x, 0.25))
+    assert set(np.unique(dropped)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((dropped == 0).mean() - 0.25) < 0.02
+
+
 def dataclass_replace(config, **changes):
     return train.TrainConfig.from_dict({**config.to_dict(), **changes})
 

@@ -35,6 +35,9 @@ def compare_grads(
     init: str = typer.Option("normal", help=f"Initialisation: {', '.join(INIT_SCHEMES)}."),
     coords: int = typer.Option(20, help="Coordinates per parameter probed by finite differences."),
     dropout: float = typer.Option(0.0, help="Dropout rate of hidden layers (same masks for all)."),
+    label_smoothing: float = typer.Option(
+        0.0, help="Targets (1 - e) one-hot + e/K instead of one-hot, as in training."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> int:
     """Check the hand-written gradient (BP1–BP4) against jax.grad and finite differences.
@@ -49,7 +52,14 @@ def compare_grads(
     params = init_params(param_key, layer_widths, init)
     x, y = random_batch(data_key, batch_size, layer_widths[0], layer_widths[-1])
     report = gradcheck.compare_gradients(
-        params, x, y, key=check_key, dtype=dtype, coordinates=coords, dropout=dropout
+        params,
+        x,
+        y,
+        key=check_key,
+        dtype=dtype,
+        coordinates=coords,
+        dropout=dropout,
+        label_smoothing=label_smoothing,
     )
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else gradcheck.format_report(report))
     return 0 if report.passed else 1

@@ -36,6 +36,10 @@ def train_command(
     schedule: str | None = typer.Option(None, help=f"Learning-rate schedule: {', '.join(SCHEDULES)}."),
     warmup_epochs: float | None = typer.Option(None, help="Linear warm-up before the schedule."),
     dropout: float | None = typer.Option(None, help="Dropout rate of the hidden layers."),
+    input_dropout: float | None = typer.Option(None, help="Dropout rate of the input pixels."),
+    label_smoothing: float | None = typer.Option(
+        None, help="Train towards (1 - e) one-hot + e/K instead of one-hot targets."
+    ),
     augment_shift: int | None = typer.Option(
         None, help="Shift each training image by up to N pixels at random."
     ),
@@ -101,6 +105,8 @@ def train_command(
         "schedule": schedule,
         "warmup_epochs": warmup_epochs,
         "dropout": dropout,
+        "input_dropout": input_dropout,
+        "label_smoothing": label_smoothing,
         "augment_shift": augment_shift,
         "drop_last": drop_last,
         "dataset": dataset,
