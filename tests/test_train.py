@@ -57,6 +57,31 @@ def test_input_dropout_zeroes_the_expected_fraction_and_rescales_the_rest():
     assert abs((dropped == 0).mean() - 0.25) < 0.02
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 2**16 + 3])
+def test_shuffled_indices_is_a_permutation_fixed_by_the_key(n):
+    order = np.asarray(train.shuffled_indices(jax.random.key(0), n))
+    assert order.dtype == np.int32 and np.array_equal(np.sort(order), np.arange(n))
+    assert np.array_equal(order, np.asarray(train.shuffled_indices(jax.random.key(0), n)))
+    if n > 2:
+        assert not np.array_equal(order, np.asarray(train.shuffled_indices(jax.random.key(1), n)))
+
+
+def test_shuffled_indices_puts_every_element_everywhere_equally_often():
+    n, draws = 6, 6000
+    keys = jax.random.split(jax.random.key(2), draws)
+    orders = np.asarray(jax.vmap(lambda key: train.shuffled_indices(key, n))(keys))
+    counts = np.stack([(orders == element).sum(axis=0) for element in range(n)])
+    expected = draws / n
+    chi_square = ((counts - expected) ** 2 / expected).sum()
+    assert chi_square < 60  # 25 degrees of freedom: P(χ² > 60) < 1e-4 for a uniform shuffle
+
+
+def test_shuffled_indices_defers_to_jax_when_too_few_random_bits_are_left(monkeypatch):
+    monkeypatch.setattr(train, "SHUFFLE_KEY_BITS", 31)
+    key = jax.random.key(4)
+    assert np.array_equal(train.shuffled_indices(key, 9), jax.random.permutation(key, 9))
+
+
 def dataclass_replace(config, **changes):
     return train.TrainConfig.from_dict({**config.to_dict(), **changes})
 
