@@ -52,7 +52,7 @@ PRESETS: dict[str, dict] = {
         "batch_size": 128,
         "schedule": "cosine",
         "dropout": 0.2,
-        "augment_shift": 2,
+        "augment_shift": 1,
         "epochs": 15,
         "val_size": 0,
     },
