@@ -48,8 +48,10 @@ def test_manual_equals_autodiff_in_float64(sizes, batch):
 
 @pytest.mark.parametrize("sizes, batch", random_architectures(12, seed=1))
 def test_manual_equals_autodiff_in_float32(sizes, batch):
+    """IEEE float32 products: GPUs and TPUs would otherwise use TF32 or bfloat16 passes."""
     params, x, y = random_problem(batch, sizes, batch, jnp.float32)
-    manual, autodiff = both_gradients(params, x, y)
+    with jax.default_matmul_precision("highest"):
+        manual, autodiff = both_gradients(params, x, y)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(manual))
     assert relative_error(manual, autodiff) <= 1e-5
 
