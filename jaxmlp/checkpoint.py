@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp.errors import CheckpointError
-from jaxmlp.files import READABLE_FILE_MODE, fsync_directory
+from jaxmlp.files import atomic_write
 from jaxmlp.model import Layer, Params
 
 FORMAT_VERSION = 1
@@ -39,7 +38,7 @@ class Checkpoint:
     """The run's settings as JSON (``sizes``, ``dataset``, ``optimizer``, ``lr``, ...)."""
     epoch: int
     metrics: list[dict[str, Any]]
-    """One record per completed epoch (see :mod:`jaxmlp.metrics`)."""
+    """One record per completed epoch (see :func:`jaxmlp.train.epoch_record`)."""
     opt_state_leaves: tuple[np.ndarray, ...] = ()
 
 
@@ -65,18 +64,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     """Writes ``checkpoint`` to ``path`` atomically (temporary file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **_arrays(checkpoint))
-            os.fchmod(file.fileno(), READABLE_FILE_MODE)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+    with atomic_write(path) as file:
+        np.savez(file, **_arrays(checkpoint))
     return path
 
 

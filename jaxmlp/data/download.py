@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +23,7 @@ from typing import BinaryIO
 from jaxmlp import __version__
 from jaxmlp.data.sources import DATA_DIR_ENV, get_spec, mirrors_for, user_cache_dir
 from jaxmlp.errors import DatasetError
-from jaxmlp.files import READABLE_FILE_MODE, fsync_directory
+from jaxmlp.files import atomic_write
 
 CHUNK_BYTES = 1 << 20
 MAX_DOWNLOAD_BYTES = 128 << 20
@@ -153,29 +152,20 @@ def download_verified(
         TransferError: The transfer failed, was truncated, or the checksum differs;
             ``destination`` is then left as it was.
     """
+    file = None
     try:
-        descriptor, part_name = tempfile.mkstemp(
-            prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-        )
-    except OSError as error:
-        raise DatasetError(
-            f"cannot write to cache directory {destination.parent}: {error.strerror}"
-        ) from None
-    part = Path(part_name)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
+        with atomic_write(destination, suffix=".part") as file:
             digest = stream_url(url, file, timeout, progress)
-            os.fchmod(file.fileno(), READABLE_FILE_MODE)
-            file.flush()
-            os.fsync(file.fileno())
-        if digest != sha256:
-            raise TransferError(f"SHA-256 mismatch: got {digest[:12]}…, expected {sha256[:12]}…")
-        os.replace(part, destination)
-        fsync_directory(destination.parent)
+            if digest != sha256:
+                raise TransferError(
+                    f"SHA-256 mismatch: got {digest[:12]}…, expected {sha256[:12]}…"
+                )
     except OSError as error:
+        if file is None:
+            raise DatasetError(
+                f"cannot write to cache directory {destination.parent}: {error.strerror}"
+            ) from None
         raise TransferError(f"cannot store {destination}: {error.strerror or error}") from None
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def stream_url(url: str, file: BinaryIO, timeout: float, progress: bool) -> str:
