@@ -1,4 +1,5 @@
-"""Helpers shared by the scripts: where the data is, what machine this is, JSON output."""
+"""Helpers shared by the scripts: where the data is, what machine this is, JSON output,
+and the FLOP counts and plain matmul that the throughput figures compare against."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import argparse
 import json
 import os
 import platform
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MNIST_DIR = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
@@ -50,8 +56,6 @@ def load_average() -> list[float]:
 
 def machine_info() -> dict[str, Any]:
     """CPU, cores, JAX version and backend, and the load right now."""
-    import jax
-
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
@@ -81,3 +85,30 @@ def write_json(path: Path, figures: dict[str, Any]) -> None:
     """Writes ``figures`` as indented JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def counted_flops_per_epoch(sizes: Sequence[int], examples: int) -> float:
+    """``6 × Σ(in·out) × examples``: 2 for the forward matmuls, 4 for the backward ones."""
+    return 6.0 * sum(n_in * n_out for n_in, n_out in zip(sizes, sizes[1:])) * examples
+
+
+def multiplied_flops_per_epoch(sizes: Sequence[int], examples: int) -> float:
+    """The matmul FLOPs the manual gradient really does: no error for the input layer."""
+    return counted_flops_per_epoch(sizes, examples) - 2.0 * sizes[0] * sizes[1] * examples
+
+
+def make_matmul_chain(count: int) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``x ↦ x·w·w·…·w`` (``count`` matmuls) jitted as one ``fori_loop``."""
+
+    def chain(x, w):
+        return jax.lax.fori_loop(0, count, lambda _, a: a @ w, x)
+
+    return jax.jit(chain)
+
+
+def matmul_operands(shape: tuple[int, int, int]) -> tuple[jax.Array, jax.Array]:
+    """float32 ``x (m×k)`` and an orthogonal ``w (k×n)``, so the chain neither grows nor fades."""
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((k, n)))
+    return jnp.asarray(rng.standard_normal((m, k)), jnp.float32), jnp.asarray(q, jnp.float32)

@@ -35,10 +35,14 @@ import jax.numpy as jnp
 import numpy as np
 from _common import (
     add_common_options,
+    counted_flops_per_epoch,
     format_load,
     format_machine,
     load_average,
     machine_info,
+    make_matmul_chain,
+    matmul_operands,
+    multiplied_flops_per_epoch,
     write_json,
 )
 
@@ -298,33 +302,6 @@ def print_speedup_verdict(figures: dict[str, Any]) -> None:
 
 
 # --- Large config ---------------------------------------------------------------------
-
-
-def counted_flops_per_epoch(sizes: Sequence[int], examples: int) -> float:
-    """``6 × Σ(in·out) × examples``: 2 for the forward matmuls, 4 for the backward ones."""
-    return 6.0 * sum(n_in * n_out for n_in, n_out in zip(sizes, sizes[1:])) * examples
-
-
-def multiplied_flops_per_epoch(sizes: Sequence[int], examples: int) -> float:
-    """The matmul FLOPs the manual gradient really does: no error for the input layer."""
-    return counted_flops_per_epoch(sizes, examples) - 2.0 * sizes[0] * sizes[1] * examples
-
-
-def make_matmul_chain(count: int) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``x ↦ x·w·w·…·w`` (``count`` matmuls) jitted as one ``fori_loop``."""
-
-    def chain(x, w):
-        return jax.lax.fori_loop(0, count, lambda _, a: a @ w, x)
-
-    return jax.jit(chain)
-
-
-def matmul_operands(shape: tuple[int, int, int]) -> tuple[jax.Array, jax.Array]:
-    """float32 ``x (m×k)`` and an orthogonal ``w (k×n)``, so the chain neither grows nor fades."""
-    m, k, n = shape
-    rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.standard_normal((k, n)))
-    return jnp.asarray(rng.standard_normal((m, k)), jnp.float32), jnp.asarray(q, jnp.float32)
 
 
 def matmul_gflops(chain, x: jax.Array, w: jax.Array) -> float:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from _common import make_matmul_chain, matmul_operands, multiplied_flops_per_epoch
 
 from jaxmlp import parallel, runs, train
 from jaxmlp.cli import main as jaxmlp_main
@@ -118,13 +119,6 @@ def seed_training_row(data_dir: Path | None, epochs: int, train_size: int) -> li
     ]
 
 
-def training_matmul_flops(sizes: tuple[int, ...], examples: int) -> int:
-    """Matmul FLOPs of a training epoch: forward, BP2 (not into the input), BP4."""
-    products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
-    forward, weight_gradients, hidden_errors = sum(products), sum(products), sum(products[1:])
-    return 2 * examples * (forward + weight_gradients + hidden_errors)
-
-
 def timed(function, *args) -> float:
     """Seconds of one call after a warm-up call (compilation excluded)."""
     jax.block_until_ready(function(*args))
@@ -146,15 +140,14 @@ def epoch_gflops(examples: int) -> float:
     def epoch():
         return run_epoch(train.init_state(config, tx), images, labels, key)[1]
 
-    return training_matmul_flops(LARGE_SIZES, examples) / timed(epoch) / 1e9
+    return multiplied_flops_per_epoch(LARGE_SIZES, examples) / timed(epoch) / 1e9
 
 
 def matmul_gflops(repeats: int = 50) -> float:
     """GFLOP/s of ``repeats`` chained (1000 × 1024) @ (1024 × 1024) products in one jit."""
     width = LARGE_SIZES[1]
-    x = jax.random.uniform(jax.random.key(1), (LARGE_BATCH, width))
-    w = jax.random.normal(jax.random.key(2), (width, width)) / np.sqrt(width)
-    chain = jax.jit(lambda x, w: jax.lax.fori_loop(0, repeats, lambda _, a: a @ w, x))
+    x, w = matmul_operands((LARGE_BATCH, width, width))
+    chain = make_matmul_chain(repeats)
     return 2 * LARGE_BATCH * width * width * repeats / timed(chain, x, w) / 1e9
 
 
