@@ -25,49 +25,22 @@ With inverted dropout a hidden activation is ``a^l = σ(z^l) ⊙ m^l``, so in BP
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxmlp.errors import ConfigError
 from jaxmlp.model import (
+    ForwardTrace,
     Layer,
     Params,
-    affine,
     cross_entropy,
+    forward_trace,
     loss,
     loss_and_logits,
     one_hot_targets,
-    relu,
     relu_derivative,
 )
-
-
-class ForwardTrace(NamedTuple):
-    """What one example's forward pass keeps for the backward pass."""
-
-    inputs: tuple[jax.Array, ...]
-    """``a^{l-1}``, the input of each layer: ``x`` first."""
-    pre_activations: tuple[jax.Array, ...]
-    """``z^l`` of each layer: the logits ``z^L`` last."""
-
-
-def forward_trace(
-    params: Params, x: jax.Array, masks: Sequence[jax.Array] | None = None
-) -> ForwardTrace:
-    """The forward pass for one example, keeping ``a^{l-1}`` and ``z^l`` of every layer."""
-    inputs, pre_activations = [], []
-    a = x
-    for index, layer in enumerate(params):
-        inputs.append(a)
-        z = affine(layer, a)
-        pre_activations.append(z)
-        if index < len(params) - 1:
-            a = relu(z)
-            if masks is not None:
-                a = a * masks[index]
-    return ForwardTrace(tuple(inputs), tuple(pre_activations))
 
 
 def bp1_output_error(z_L: jax.Array, y: jax.Array) -> jax.Array:
@@ -185,5 +158,7 @@ def loss_logits_and_grad_fn(method: str):
     """``manual`` (BP1–BP4) or ``autodiff`` (``jax.grad``) as
     ``f(params, x, y, masks) -> ((loss, logits), grads)``."""
     if method not in GRADIENT_METHODS:
-        raise ConfigError(f"--grad must be one of {', '.join(GRADIENT_METHODS)}, got {method!r}")
+        raise ConfigError(
+            f"must be one of {', '.join(GRADIENT_METHODS)}, got {method!r}", setting="grad"
+        )
     return GRADIENT_METHODS[method]

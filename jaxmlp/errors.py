@@ -4,6 +4,8 @@ The CLI prints any :class:`JaxmlpError` as one line (no traceback) and exits wit
 ``exit_code``: 2 for bad arguments, 1 for everything else.
 """
 
+from __future__ import annotations
+
 
 class JaxmlpError(Exception):
     """A problem the user can fix; its message is one self-explanatory line."""
@@ -12,9 +14,19 @@ class JaxmlpError(Exception):
 
 
 class ConfigError(JaxmlpError):
-    """Bad arguments: impossible sizes, a negative learning rate, an unknown name."""
+    """Bad arguments: impossible sizes, a negative learning rate, an unknown name.
+
+    When the problem is one setting's value, ``setting`` names it (``"lr"``) and the
+    message reads ``"lr must be positive, got -1"``; the command line shows the same
+    problem under the flag's name (``"--lr must be positive, got -1"``).
+    """
 
     exit_code = 2
+
+    def __init__(self, problem: str, setting: str | None = None):
+        self.problem = problem
+        self.setting = setting
+        super().__init__(f"{setting} {problem}" if setting else problem)
 
 
 class DatasetError(JaxmlpError):
@@ -38,6 +50,22 @@ class MissingDependencyError(JaxmlpError):
 
 
 class TrainingInterrupted(JaxmlpError):
-    """Ctrl-C during training; the last complete epoch is saved when a checkpoint was asked for."""
+    """Ctrl-C during training: which epochs were complete, and which one a checkpoint holds.
+
+    Args:
+      completed_epoch: the last epoch that was complete (``None``: none was).
+      saved: ``(path, epoch)`` of the checkpoint written last, if any.
+    """
 
     exit_code = 130
+
+    def __init__(self, completed_epoch: int | None, saved: tuple[object, int] | None = None):
+        self.completed_epoch = completed_epoch
+        self.saved = saved
+        done = (
+            f"after epoch {completed_epoch}"
+            if completed_epoch is not None
+            else "before the first epoch ended"
+        )
+        where = f"; {saved[0]} holds epoch {saved[1]}" if saved is not None else ""
+        super().__init__(f"interrupted {done}{where}")

@@ -1,26 +1,25 @@
-"""Evaluating a trained network: batched jitted inference, confusion matrix, per-class scores.
+"""Evaluating a network: chunked jitted inference, confusion matrix, per-class scores.
 
-Also the glue between a checkpoint and the data it was trained on: which dataset and
-class names it uses, and a check that it takes 28×28 images.
+One chunked forward pass serves every evaluation: training's per-epoch validation and
+test totals (:func:`make_split_totals`) and the reports of ``evaluate``, ``predict`` and
+``plot`` (:func:`log_probabilities`). A split is run in chunks of :data:`EVAL_CHUNK`
+examples inside one compiled function, so its activations never exceed one chunk's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp.checkpoint import Checkpoint, load_checkpoint
-from jaxmlp.errors import CheckpointError, ConfigError
-from jaxmlp.model import Params, forward, layer_sizes
+from jaxmlp.model import Params, forward
 
-EVAL_BATCH_SIZE = 10_000
-"""Examples per jitted forward call; a 10,000-example split takes one call."""
-IMAGE_PIXELS = 28 * 28
-SPLITS = ("train", "validation", "test")
+EVAL_CHUNK = 10_000
+"""Examples per chunk of the evaluation's forward pass."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,35 +67,59 @@ class Evaluation:
         return class_scores(self.confusion)
 
 
-@jax.jit
-def log_probabilities(params: Params, images: jax.Array) -> jax.Array:
-    """``log softmax`` of the network's logits for a batch of images."""
-    return jax.nn.log_softmax(forward(params, images), axis=-1)
+def map_in_chunks(
+    fn: Callable[[jax.Array], jax.Array], images: jax.Array, chunk: int = EVAL_CHUNK
+) -> jax.Array:
+    """``fn`` over the rows of ``images`` in chunks of ``chunk`` (inside ``jit``).
 
-
-def batched_log_probabilities(
-    params: Params, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE
-) -> np.ndarray:
-    """Log-probabilities of every image, in jitted batches of one shape.
-
-    The last batch is padded with zeros to ``batch_size`` (then trimmed), so that a
-    split of any size compiles the forward pass at most once.
+    The full chunks run in one ``lax.map``, the remainder as one more call; the outputs
+    are concatenated along the first axis.
     """
-    size = min(batch_size, len(images))
+    num_examples = images.shape[0]
+    full, rest = divmod(num_examples, chunk)
     outputs = []
-    for start in range(0, len(images), size):
-        batch = images[start : start + size]
-        padded = np.zeros((size, images.shape[1]), np.float32)
-        padded[: len(batch)] = batch
-        outputs.append(np.asarray(log_probabilities(params, padded))[: len(batch)])
-    return np.concatenate(outputs)
+    if full:
+        chunks = images[: full * chunk].reshape(full, chunk, *images.shape[1:])
+        mapped = jax.lax.map(fn, chunks)
+        outputs.append(mapped.reshape(full * chunk, *mapped.shape[2:]))
+    if rest:
+        outputs.append(fn(images[full * chunk :]))
+    return jnp.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
 
-def evaluate_params(
-    params: Params, images: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH_SIZE
-) -> Evaluation:
+def chunked_log_probabilities(
+    params: Params, images: jax.Array, shard_batch=lambda x: x, chunk: int = EVAL_CHUNK
+) -> jax.Array:
+    """``log softmax`` of the network's logits for every image, chunk by chunk."""
+    return map_in_chunks(
+        lambda x: jax.nn.log_softmax(forward(params, shard_batch(x)), axis=-1), images, chunk
+    )
+
+
+log_probabilities = jax.jit(chunked_log_probabilities, static_argnames=("shard_batch", "chunk"))
+"""The compiled :func:`chunked_log_probabilities`."""
+
+
+def make_split_totals(shard_batch=lambda x: x, chunk: int = EVAL_CHUNK):
+    """``totals(params, images, labels) -> (loss_sum, correct)``, compiled.
+
+    ``loss_sum`` adds up the cross-entropy of every example, ``correct`` counts the
+    examples whose most probable class is the label. ``shard_batch`` lays out each chunk,
+    as in training.
+    """
+
+    def totals(params: Params, images: jax.Array, labels: jax.Array):
+        log_probs = chunked_log_probabilities(params, images, shard_batch, chunk)
+        picked = jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
+        correct = jnp.sum(jnp.argmax(log_probs, axis=-1) == labels)
+        return -jnp.sum(picked), correct
+
+    return jax.jit(totals)
+
+
+def evaluate_params(params: Params, images: np.ndarray, labels: np.ndarray) -> Evaluation:
     """Runs the network on ``images`` and scores it against integer ``labels``."""
-    log_probs = batched_log_probabilities(params, images, batch_size)
+    log_probs = np.asarray(log_probabilities(params, jnp.asarray(images, jnp.float32)))
     labels = np.asarray(labels, np.int64)
     predictions = log_probs.argmax(axis=1)
     rows = np.arange(len(labels))
@@ -162,7 +185,7 @@ def top_classes(probabilities: np.ndarray, top: int) -> tuple[np.ndarray, np.nda
 
 def predict_probabilities(params: Params, images: np.ndarray) -> np.ndarray:
     """Class probabilities of each image ``(N, 784)``, from one jitted forward pass per batch."""
-    return np.exp(batched_log_probabilities(params, np.asarray(images, np.float32)))
+    return np.exp(np.asarray(log_probabilities(params, jnp.asarray(images, jnp.float32))))
 
 
 def evaluation_report(
@@ -190,70 +213,6 @@ def evaluation_report(
         **{f"{kind}_avg": values for kind, values in averaged_scores(scores).items()},
         "confusion_matrix": evaluation.confusion.tolist(),
     }
-
-
-def load_image_classifier(path: str | os.PathLike) -> Checkpoint:
-    """Loads a checkpoint and checks that it classifies 28×28 images into its dataset's classes.
-
-    Raises:
-        CheckpointError: The file is not a checkpoint, or its network does not fit.
-    """
-    checkpoint = load_checkpoint(path)
-    sizes = layer_sizes(checkpoint.params)
-    if sizes[0] != IMAGE_PIXELS:
-        raise CheckpointError(
-            f"checkpoint {path} takes {sizes[0]} inputs, but images have "
-            f"28×28 = {IMAGE_PIXELS} pixels"
-        )
-    expected = len(class_names_of(checkpoint))
-    if sizes[-1] != expected:
-        raise CheckpointError(
-            f"checkpoint {path} has {sizes[-1]} outputs, but {dataset_name_of(checkpoint)} "
-            f"has {expected} classes"
-        )
-    return checkpoint
-
-
-def dataset_name_of(checkpoint: Checkpoint) -> str:
-    """The dataset a checkpoint was trained on (``mnist`` when its config does not say)."""
-    return str(checkpoint.config.get("dataset", "mnist"))
-
-
-def class_names_of(checkpoint: Checkpoint) -> tuple[str, ...]:
-    """The class names of the checkpoint's dataset, by label."""
-    from jaxmlp.data.sources import get_spec
-
-    return get_spec(dataset_name_of(checkpoint)).class_names
-
-
-def load_training_data(checkpoint: Checkpoint, data_dir: str | os.PathLike | None = None):
-    """Loads the checkpoint's dataset split as in training (same ``val_size``).
-
-    Args:
-        checkpoint: Its config names the dataset, and may hold ``data_dir`` and ``val_size``.
-        data_dir: Overrides the config's ``data_dir``.
-
-    Returns:
-        A :class:`jaxmlp.data.Dataset`.
-    """
-    from jaxmlp.data import load_dataset
-
-    config = checkpoint.config
-    return load_dataset(
-        dataset_name_of(checkpoint),
-        data_dir=data_dir if data_dir is not None else config.get("data_dir"),
-        val_size=int(config.get("val_size", 10_000)),
-    )
-
-
-def split_of(dataset: Any, name: str):
-    """The split ``name`` of ``dataset``; raises ConfigError if it is unknown or empty."""
-    if name not in SPLITS:
-        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {name!r}")
-    split = getattr(dataset, name)
-    if len(split.labels) == 0:
-        raise ConfigError(f"the {name} split of {dataset.name} is empty (trained with val_size 0?)")
-    return split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,33 +268,3 @@ def predict_images(
         )
         for row, source in enumerate(sources)
     ]
-
-
-def example_indices(
-    indices: list[int] | None, count: int | None, size: int, split: str
-) -> list[int]:
-    """Which examples of a split of ``size`` to take.
-
-    Args:
-        indices: Explicit indices; a single one with ``count`` starts a run of ``count``.
-        count: How many consecutive examples (from index 0 when no index is given).
-        size: The number of examples in the split.
-        split: The split's name, for error messages.
-
-    Raises:
-        ConfigError: Several indices together with ``count``, or an index out of range.
-    """
-    indices = list(indices or [])
-    if len(indices) > 1 and count is not None:
-        raise ConfigError("give several --index values or one --index with --count, not both")
-    if count is not None:
-        start = indices[0] if indices else 0
-        indices = list(range(start, start + count))
-    indices = indices or [0]
-    outside = [index for index in indices if not 0 <= index < size]
-    if outside:
-        raise ConfigError(
-            f"example {outside[0]} is out of range: the {split} split has {size:,} examples "
-            f"(indices 0 to {size - 1})"
-        )
-    return indices

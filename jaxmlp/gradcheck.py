@@ -30,7 +30,8 @@ from jax.flatten_util import ravel_pytree
 
 from jaxmlp import backprop
 from jaxmlp.errors import ConfigError
-from jaxmlp.model import Params, affine, dropout_masks, loss, relu, smoothed_targets
+from jaxmlp.model import Params, dropout_masks, forward_trace, loss, smoothed_targets
+from jaxmlp.settings import check_setting
 
 
 class Tolerances(NamedTuple):
@@ -147,15 +148,10 @@ def compare(
 
 def relu_pattern(params: Params, x: jax.Array, masks=None) -> jax.Array:
     """Which hidden pre-activations are positive, flattened: the loss's piece of linearity."""
-    pattern = []
-    a = x
-    for index, layer in enumerate(params[:-1]):
-        z = affine(layer, a)
-        pattern.append((z > 0).ravel())
-        a = relu(z) if masks is None else relu(z) * masks[index]
-    if not pattern:
+    hidden = forward_trace(params, x, masks).pre_activations[:-1]
+    if not hidden:
         return jnp.zeros((0,), bool)
-    return jnp.concatenate(pattern)
+    return jnp.concatenate([(z > 0).ravel() for z in hidden])
 
 
 def finite_difference_gradient(
@@ -231,13 +227,11 @@ def compare_gradients(
       A :class:`GradCheckReport`, one row per parameter array.
     """
     if dtype not in TOLERANCES:
-        raise ConfigError(f"--dtype must be one of {', '.join(TOLERANCES)}, got {dtype!r}")
+        raise ConfigError(f"must be one of {', '.join(TOLERANCES)}, got {dtype!r}", setting="dtype")
     if coordinates < 1:
-        raise ConfigError(f"--coords must be at least 1, got {coordinates}")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"--dropout must be in [0, 1), got {dropout}")
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ConfigError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
+        raise ConfigError(f"must be at least 1, got {coordinates}", setting="coords")
+    check_setting("dropout", dropout)
+    check_setting("label_smoothing", label_smoothing)
     tolerances = TOLERANCES[dtype]
     mask_key, coordinate_key = jax.random.split(key)
     with jax.enable_x64(True), jax.default_matmul_precision("highest"):

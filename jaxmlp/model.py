@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxmlp.errors import ConfigError
+from jaxmlp.settings import SPECS, parse_sizes
 
-INIT_SCHEMES = ("normal", "he", "glorot")
+INIT_SCHEMES = SPECS["init"].choices
 
 
 class Layer(NamedTuple):
@@ -34,29 +35,6 @@ class Layer(NamedTuple):
 
 Params = tuple[Layer, ...]
 """The whole network: a tuple of layers, input side first. A pytree."""
-
-
-def parse_sizes(text: str | Sequence[int]) -> tuple[int, ...]:
-    """Reads layer widths such as ``"784,15,10"``; raises :class:`ConfigError` if impossible."""
-    if isinstance(text, str):
-        parts = [part.strip() for part in text.split(",")]
-        try:
-            sizes = tuple(int(part) for part in parts)
-        except ValueError:
-            raise ConfigError(
-                f"--sizes must be comma-separated integers such as 784,15,10, got {text!r}"
-            ) from None
-    else:
-        sizes = tuple(int(size) for size in text)
-    if len(sizes) < 2:
-        raise ConfigError(
-            f"--sizes needs at least an input and an output width (e.g. 784,15,10), got {text!r}"
-        )
-    if any(size < 1 for size in sizes):
-        raise ConfigError(f"--sizes must all be positive, got {','.join(map(str, sizes))}")
-    if sizes[-1] < 2:
-        raise ConfigError(f"the output layer needs at least 2 classes, got {sizes[-1]}")
-    return sizes
 
 
 def layer_sizes(params: Params) -> tuple[int, ...]:
@@ -84,7 +62,7 @@ def init_layer(key: jax.Array, n_in: int, n_out: int, scheme: str, dtype) -> Lay
         limit = math.sqrt(6.0 / (n_in + n_out))
         w = jax.random.uniform(w_key, shape, dtype, minval=-limit, maxval=limit)
         return Layer(w=w, b=jnp.zeros(n_out, dtype))
-    raise ConfigError(f"--init must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
+    raise ConfigError(f"must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}", setting="init")
 
 
 def init_params(
@@ -118,38 +96,72 @@ def affine(layer: Layer, a: jax.Array) -> jax.Array:
     return a @ layer.w.T + layer.b
 
 
-def dropout_masks(
-    key: jax.Array | None, params: Params, batch_shape: tuple[int, ...], rate: float
-) -> tuple[jax.Array, ...] | None:
-    """Inverted-dropout masks for the hidden layers: ``1/(1-rate)`` kept, 0 dropped.
+def inverted_dropout_mask(key: jax.Array, shape: tuple[int, ...], keep, dtype) -> jax.Array:
+    """Inverted dropout: ``1/keep`` where kept (probability ``keep``), 0 where dropped.
 
-    Returns ``None`` (no dropout) when ``rate`` is 0 or ``key`` is ``None``.
+    Multiplying by it keeps every unit's expected value. ``keep`` (``1 − rate``) may be a
+    traced array; at ``keep = 1`` the mask is all ones.
     """
-    if key is None or rate == 0.0:
-        return None
-    keep = 1.0 - rate
+    return jax.random.bernoulli(key, keep, shape).astype(dtype) / keep
+
+
+def hidden_dropout_masks(
+    key: jax.Array, params: Params, batch_shape: tuple[int, ...], keep
+) -> tuple[jax.Array, ...]:
+    """Inverted-dropout masks for the hidden layers, each unit kept with probability ``keep``."""
     hidden = params[:-1]
     keys = jax.random.split(key, len(hidden))
     return tuple(
-        jax.random.bernoulli(k, keep, batch_shape + layer.b.shape).astype(layer.b.dtype) / keep
+        inverted_dropout_mask(k, batch_shape + layer.b.shape, keep, layer.b.dtype)
         for k, layer in zip(keys, hidden)
     )
+
+
+def dropout_masks(
+    key: jax.Array | None, params: Params, batch_shape: tuple[int, ...], rate: float
+) -> tuple[jax.Array, ...] | None:
+    """:func:`hidden_dropout_masks` at dropout ``rate``; ``None`` when ``rate`` is 0 or
+    ``key`` is ``None`` (no dropout)."""
+    if key is None or rate == 0.0:
+        return None
+    return hidden_dropout_masks(key, params, batch_shape, 1.0 - rate)
+
+
+class ForwardTrace(NamedTuple):
+    """What one forward pass keeps: the backward pass and the gradient check read it."""
+
+    inputs: tuple[jax.Array, ...]
+    """``a^{l-1}``, the input of each layer: ``x`` first."""
+    pre_activations: tuple[jax.Array, ...]
+    """``z^l`` of each layer: the logits ``z^L`` last."""
+
+
+def forward_trace(
+    params: Params, x: jax.Array, masks: Sequence[jax.Array] | None = None
+) -> ForwardTrace:
+    """The forward pass, keeping ``a^{l-1}`` and ``z^l`` of every layer: the one layer loop.
+
+    Hidden layers apply ReLU (times their dropout mask, when ``masks`` are given); the
+    output layer is affine. ``x`` is one example or a batch of rows.
+    """
+    inputs, pre_activations = [], []
+    a = x
+    for index, layer in enumerate(params):
+        inputs.append(a)
+        z = affine(layer, a)
+        pre_activations.append(z)
+        if index < len(params) - 1:
+            a = relu(z)
+            if masks is not None:
+                a = a * masks[index]
+    return ForwardTrace(tuple(inputs), tuple(pre_activations))
 
 
 def forward(
     params: Params, x: jax.Array, masks: Sequence[jax.Array] | None = None
 ) -> jax.Array:
-    """The logits ``z^L``: ReLU hidden layers, affine output layer (softmax is in the loss).
-
-    ``masks`` (from :func:`dropout_masks`) multiply each hidden activation when training
-    with dropout.
-    """
-    a = x
-    for index, layer in enumerate(params[:-1]):
-        a = relu(affine(layer, a))
-        if masks is not None:
-            a = a * masks[index]
-    return affine(params[-1], a)
+    """The logits ``z^L`` (softmax is in the loss): the last pre-activation of the trace."""
+    return forward_trace(params, x, masks).pre_activations[-1]
 
 
 def predict_proba(params: Params, x: jax.Array) -> jax.Array:
@@ -172,7 +184,12 @@ def one_hot_targets(y: jax.Array, num_classes: int, dtype) -> jax.Array:
 
 def smoothed_targets(y: jax.Array, num_classes: int, smoothing: float, dtype) -> jax.Array:
     """Label smoothing: ``(1 − ε) one_hot(y) + ε / K``. BP1 takes these rows as its ``y``."""
-    return jax.nn.one_hot(y, num_classes, dtype=dtype) * (1 - smoothing) + smoothing / num_classes
+    return mixed_targets(y, num_classes, 1 - smoothing, smoothing / num_classes, dtype)
+
+
+def mixed_targets(y: jax.Array, num_classes: int, on, floor, dtype) -> jax.Array:
+    """``on · one_hot(y) + floor``: smoothed targets from their two (maybe traced) terms."""
+    return jax.nn.one_hot(y, num_classes, dtype=dtype) * on + floor
 
 
 def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:

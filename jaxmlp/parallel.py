@@ -35,10 +35,11 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from jaxmlp.errors import ConfigError, JaxmlpError
+from jaxmlp.settings import SPECS, Settings, check_setting
 
 DATA_AXIS = "data"
-PLATFORMS = ("cpu", "gpu", "tpu")
-MATMUL_PRECISIONS = ("default", "high", "highest")
+PLATFORMS = SPECS["platform"].choices
+MATMUL_PRECISIONS = SPECS["matmul_precision"].choices
 DISTRIBUTED_MODES = ("off", "auto")
 INSTALL_HINTS = {"gpu": 'pip install -U "jax[cuda13]"', "tpu": 'pip install -U "jax[tpu]"'}
 JAX_PLATFORMS_SETTING = {"cpu": "cpu", "tpu": "tpu", "gpu": ""}
@@ -52,13 +53,12 @@ class DistributedError(JaxmlpError):
 
 
 @dataclasses.dataclass(frozen=True)
-class ParallelOptions:
-    """How a run uses devices and hosts: the ``--devices``, ``--platform``, ... flags."""
+class ClusterOptions:
+    """How this process joins a multi-process run: per process, so not a run's settings.
 
-    devices: str | None = None
-    """``"all"``, a count, or ``None``: one device, or all of them when several processes run."""
-    platform: str | None = None
-    matmul_precision: str | None = None
+    (The devices, platform and matmul precision are :class:`~jaxmlp.settings.Settings`.)
+    """
+
     distributed: str = "off"
     """``"auto"``: let JAX detect the cluster (Slurm, Open MPI, TPU pods, Kubernetes)."""
     coordinator: str | None = None
@@ -101,8 +101,9 @@ class DataParallel:
         """Raises :class:`ConfigError` unless ``batch_size`` splits evenly over the devices."""
         if batch_size % self.num_devices:
             raise ConfigError(
-                f"--batch-size {batch_size} does not divide by the {self.num_devices} devices; "
-                f"use a multiple of {self.num_devices} (the ragged last batch may be any size)"
+                f"{batch_size} does not divide by the {self.num_devices} devices; use a "
+                f"multiple of {self.num_devices} (the ragged last batch may be any size)",
+                setting="batch_size",
             )
 
     def describe(self, batch_size: int) -> str:
@@ -124,16 +125,11 @@ def first_line(error: Exception) -> str:
 
 def configure_backend(platform: str | None, matmul_precision: str | None) -> None:
     """Selects the JAX platform and the default matmul precision; call before first use."""
+    check_setting("platform", platform)
+    check_setting("matmul_precision", matmul_precision)
     if platform is not None:
-        if platform not in PLATFORMS:
-            raise ConfigError(f"--platform must be one of {', '.join(PLATFORMS)}, got {platform!r}")
         jax.config.update("jax_platforms", JAX_PLATFORMS_SETTING[platform])
     if matmul_precision is not None:
-        if matmul_precision not in MATMUL_PRECISIONS:
-            raise ConfigError(
-                f"--matmul-precision must be one of {', '.join(MATMUL_PRECISIONS)}, "
-                f"got {matmul_precision!r}"
-            )
         jax.config.update("jax_default_matmul_precision", matmul_precision)
 
 
@@ -148,11 +144,9 @@ def check_platform(platform: str | None) -> None:
         running = jax.default_backend()
     except RuntimeError as error:
         reason = first_line(error).split(" (set JAX_PLATFORMS")[0]
-        raise ConfigError(f"--platform {platform} is not available here: {reason}{hint}") from None
+        raise ConfigError(f"{platform} is not available here: {reason}{hint}", "platform") from None
     if platform is not None and running != platform:
-        raise ConfigError(
-            f"--platform {platform} is not available here: JAX runs on {running}{hint}"
-        )
+        raise ConfigError(f"{platform} is not available here: JAX runs on {running}{hint}", "platform")
 
 
 def check_coordinator(address: str) -> None:
@@ -162,7 +156,7 @@ def check_coordinator(address: str) -> None:
         raise ConfigError(f"--coordinator must be HOST:PORT, got {address!r}")
 
 
-def distributed_arguments(options: ParallelOptions) -> dict[str, Any] | None:
+def distributed_arguments(options: ClusterOptions) -> dict[str, Any] | None:
     """The ``jax.distributed.initialize`` arguments, or ``None`` for a single process."""
     if options.distributed not in DISTRIBUTED_MODES:
         raise ConfigError(
@@ -218,9 +212,8 @@ def parse_devices(text: str | None) -> int | None:
     """``"all"`` → ``None`` (every device), ``"4"`` → 4; anything else is an error."""
     if text is None or text == "all":
         return None
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise ConfigError(f"--devices must be 'all' or a positive count, got {text!r}")
+    check_setting("devices", text)
+    return int(text)
 
 
 def select_devices(count: int | None) -> list:
@@ -231,13 +224,14 @@ def select_devices(count: int | None) -> list:
         return everything
     if count > len(everything):
         raise ConfigError(
-            f"--devices {count} but only {len(everything)} {jax.default_backend()} devices "
-            "are visible"
+            f"is {count} but only {len(everything)} {jax.default_backend()} devices are visible",
+            setting="devices",
         )
     if count % processes:
         raise ConfigError(
-            f"--devices {count} does not divide among the {processes} processes; "
-            f"use a multiple of {processes} or 'all'"
+            f"{count} does not divide among the {processes} processes; use a multiple of "
+            f"{processes} or 'all'",
+            setting="devices",
         )
     per_process = count // processes
     chosen = []
@@ -258,18 +252,18 @@ def data_parallel(devices: str | None) -> DataParallel | None:
     return DataParallel(mesh)
 
 
-def setup(options: ParallelOptions) -> DataParallel | None:
+def setup(settings: Settings, cluster: ClusterOptions) -> DataParallel | None:
     """Backend, then hosts, then mesh: the order JAX requires. Call before any JAX work."""
-    configure_backend(options.platform, options.matmul_precision)
-    arguments = distributed_arguments(options)
+    configure_backend(settings.platform, settings.matmul_precision)
+    arguments = distributed_arguments(cluster)
     if arguments is not None:
         initialize_distributed(arguments)
-    check_platform(options.platform)
-    return data_parallel(options.devices)
+    check_platform(settings.platform)
+    return data_parallel(settings.devices)
 
 
 def fit_hooks(layout: DataParallel | None) -> dict[str, Callable[[Any], jax.Array]]:
-    """``place`` and ``shard_batch`` for :func:`jaxmlp.train.fit` (none: one device)."""
+    """``place`` and ``shard_batch`` for :func:`jaxmlp.train.prepare` (none: one device)."""
     if layout is None:
         return {}
     return {"place": layout.place, "shard_batch": layout.shard_batch}

@@ -1,53 +1,56 @@
-"""A training run as the command line starts it: settings, data, reporting, checkpoints.
+"""A training run as the command line starts it, and the way back from a checkpoint to data.
 
-Settings are layered: the preset, then (on ``--resume``) the checkpoint's settings, then
-the flags given explicitly. Each epoch rewrites the ``--save`` checkpoint atomically,
-appends one JSON line to ``--metrics-out`` and prints one line, in that order, and only
-after the epoch's loss was found finite: a printed epoch is a saved epoch.
+Settings are layered by :func:`jaxmlp.settings.resolve_settings`: the preset, then (on
+``--resume``) the checkpoint's settings, then the values given explicitly. Each epoch
+rewrites the ``--save`` checkpoint atomically, appends one JSON line to ``--metrics-out``
+and prints one line, in that order, and only after the epoch's loss was found finite: a
+printed epoch is a saved epoch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
 
+from jaxmlp import __version__, parallel, train
 from jaxmlp import checkpoint as checkpoints
-from jaxmlp import parallel, train
-from jaxmlp.errors import ConfigError, TrainingInterrupted
+from jaxmlp.errors import CheckpointError, ConfigError, TrainingInterrupted
+from jaxmlp.files import atomic_write
+from jaxmlp.memory import check_fits_memory, run_bytes
+from jaxmlp.settings import Settings, resolve_settings, resume_conflicts
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """What ``jaxmlp train`` was asked to do, beyond the :class:`~jaxmlp.train.TrainConfig`."""
+    """What ``jaxmlp train`` was asked to do.
+
+    Attributes:
+      preset: the settings' starting point.
+      explicit: setting name → value given explicitly (``None``: not given).
+      save: the checkpoint to rewrite after every epoch.
+      resume: the checkpoint to continue.
+      metrics_out: the JSON-lines file of the run's records.
+      quiet: print only the test result.
+      progress: draw a progress bar (on a terminal).
+      cluster: how this process joins a multi-process run.
+    """
 
     preset: str = "seed"
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    data_dir: Path | None = None
-    download: bool = True
+    explicit: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     save: Path | None = None
     resume: Path | None = None
     metrics_out: Path | None = None
     quiet: bool = False
     progress: bool = False
-    parallel: parallel.ParallelOptions = dataclasses.field(default_factory=parallel.ParallelOptions)
-
-
-def resolve_config(
-    preset: str, overrides: dict[str, Any], saved: dict[str, Any] | None = None
-) -> train.TrainConfig:
-    """Preset, then the checkpoint's settings (``saved``), then explicit ``overrides``."""
-    if preset not in train.PRESETS:
-        raise ConfigError(f"--preset must be one of {', '.join(train.PRESETS)}, got {preset!r}")
-    settings = dict(train.PRESETS[preset])
-    settings.update(saved or {})
-    settings.update(overrides)
-    return train.TrainConfig.from_dict(settings)
+    cluster: parallel.ClusterOptions = dataclasses.field(default_factory=parallel.ClusterOptions)
 
 
 def enable_compilation_cache() -> None:
@@ -59,22 +62,22 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def describe(config: train.TrainConfig, dataset) -> str:
+def describe(settings: Settings, dataset) -> str:
     """The run's header line."""
-    gradient = "BP1–BP4 by hand" if config.grad == "manual" else "jax.grad"
+    gradient = "BP1–BP4 by hand" if settings.grad == "manual" else "jax.grad"
     extras = [
-        f"dropout {config.dropout:g}" if config.dropout else "",
-        f"input dropout {config.input_dropout:g}" if config.input_dropout else "",
-        f"label smoothing {config.label_smoothing:g}" if config.label_smoothing else "",
-        f"shift ±{config.augment_shift}px" if config.augment_shift else "",
-        f"weight decay {config.weight_decay:g}" if config.weight_decay else "",
-        f"{config.schedule} schedule" if config.schedule != "constant" else "",
+        f"dropout {settings.dropout:g}" if settings.dropout else "",
+        f"input dropout {settings.input_dropout:g}" if settings.input_dropout else "",
+        f"label smoothing {settings.label_smoothing:g}" if settings.label_smoothing else "",
+        f"shift ±{settings.augment_shift}px" if settings.augment_shift else "",
+        f"weight decay {settings.weight_decay:g}" if settings.weight_decay else "",
+        f"{settings.schedule} schedule" if settings.schedule != "constant" else "",
     ]
     return (
-        f"Training {'-'.join(map(str, config.sizes))} ({config.init} init) on {dataset.name} "
+        f"Training {'-'.join(map(str, settings.sizes))} ({settings.init} init) on {dataset.name} "
         f"from {dataset.source}: {len(dataset.train)} train / {len(dataset.validation)} "
-        f"validation / {len(dataset.test)} test; {config.optimizer} lr {config.lr:g}, batch "
-        f"{config.batch_size}, {config.epochs} epochs, gradients by {gradient}"
+        f"validation / {len(dataset.test)} test; {settings.optimizer} lr {settings.lr:g}, batch "
+        f"{settings.batch_size}, {settings.epochs} epochs, gradients by {gradient}"
         + "".join(f", {extra}" for extra in extras if extra)
     )
 
@@ -102,14 +105,68 @@ def format_test(test: dict[str, Any]) -> str:
     )
 
 
+def start_record(settings: Settings, resumed_from: int) -> dict[str, Any]:
+    """The header of a run (or a resume) in its metrics file: settings, versions, device."""
+    import jaxlib
+
+    device = jax.devices()[0]
+    return {
+        "event": "start",
+        "resumed_from_epoch": resumed_from,
+        "settings": settings.to_dict(),
+        "jaxmlp": __version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "backend": jax.default_backend(),
+        "device": device.device_kind,
+        "devices": jax.device_count(),
+        "processes": jax.process_count(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def read_metrics_records(path: Path) -> list[dict[str, Any]]:
+    """The records of an existing metrics file (none if it does not exist)."""
+    if not path.exists():
+        return []
+    from jaxmlp.plots import read_metrics_log
+
+    return read_metrics_log(path)
+
+
+def records_before_resume(existing: list[dict], history: list[dict], epoch: int) -> list[dict]:
+    """What a resumed run's metrics file keeps: everything up to the checkpoint's epoch.
+
+    Test records (an earlier run's end) and epochs after the checkpoint's (trained but
+    not saved) are dropped; epochs the checkpoint holds but the file lacks (a run killed
+    between its save and its metrics line) are taken from the checkpoint.
+    """
+    kept = [
+        record
+        for record in existing
+        if record.get("event") != "test"
+        and not (record.get("event") == "epoch" and record.get("epoch", 0) > epoch)
+    ]
+    present = {record.get("epoch") for record in kept if record.get("event") == "epoch"}
+    return kept + [record for record in history if record["epoch"] not in present]
+
+
 @contextlib.contextmanager
-def metrics_sink(path: Path | None, append: bool) -> Iterator[Callable[[dict], None]]:
-    """A function that writes one JSON line per record to ``path`` (a no-op without it)."""
+def metrics_sink(
+    path: Path | None, header: dict[str, Any], earlier: list[dict[str, Any]]
+) -> Iterator[Callable[[dict], None]]:
+    """A function that appends one JSON line per record to ``path`` (a no-op without it).
+
+    The file is first rewritten, atomically, with the ``earlier`` records and ``header``.
+    """
     if path is None:
         yield lambda record: None
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a" if append else "w", encoding="utf-8") as file:
+    with atomic_write(path) as file:
+        for record in [*earlier, header]:
+            file.write((json.dumps(record) + "\n").encode())
+    with open(path, "a", encoding="utf-8") as file:
 
         def write(record: dict) -> None:
             file.write(json.dumps(record) + "\n")
@@ -137,25 +194,59 @@ def epoch_printer(echo: Callable[[str], None], total: int, done: int, progress: 
         yield bar.console.print, lambda: bar.advance(task)
 
 
-def save_epoch(
-    path: Path, config, data_dir: Path | None, state: train.TrainState, epoch: int, history
-) -> None:
-    """Writes the checkpoint after ``epoch`` complete epochs.
+def save_epoch(path: Path, settings: Settings, state: train.TrainState, history) -> None:
+    """Writes the checkpoint after the epochs in ``history``.
 
-    Beside the settings it records the ``--data-dir`` the run read (absolute), so that
-    ``evaluate``, ``plot`` and ``--resume`` find the same data without being told again.
+    The settings are stored whole, the data directory absolute, so that ``evaluate``,
+    ``plot`` and ``--resume`` find the same data without being told again.
     """
-    settings = {**config.to_dict(), "data_dir": str(data_dir.resolve()) if data_dir else None}
+    data_dir = settings.data_dir.resolve() if settings.data_dir is not None else None
     checkpoints.save_checkpoint(
         path,
         checkpoints.Checkpoint(
             params=jax.device_get(state.params),
-            config=settings,
-            epoch=epoch,
+            settings=settings.replace(data_dir=data_dir),
+            epoch=history[-1]["epoch"],
             metrics=list(history),
             opt_state_leaves=tuple(jax.device_get(jax.tree.leaves(state.opt_state))),
         ),
     )
+
+
+def settings_for_run(
+    options: RunOptions,
+) -> tuple[Settings, checkpoints.Checkpoint | None]:
+    """The run's settings and the checkpoint it resumes (if any).
+
+    Raises:
+      ConfigError: an explicit value that would change the resumed run's program or
+        values, a checkpoint that has already trained its epochs, a bad value.
+    """
+    if options.resume is None:
+        return resolve_settings(options.preset, explicit=options.explicit), None
+    resume = checkpoints.load_checkpoint(options.resume)
+    if not resume.opt_state_leaves:
+        raise CheckpointError(
+            f"checkpoint {options.resume} holds no optimizer state (parameters only); "
+            "it cannot be resumed"
+        )
+    conflicts = resume_conflicts(resume.settings, options.explicit)
+    if conflicts:
+        name, given, stored = conflicts[0]
+        shown = ",".join(map(str, stored)) if name == "sizes" else stored
+        raise ConfigError(
+            f"is {given if name != 'sizes' else ','.join(map(str, given))} but the checkpoint "
+            f"{options.resume} was trained with {shown}; a resumed run keeps its settings "
+            "(only the epochs, per-run values, data directory and devices may change)",
+            setting=name,
+        )
+    settings = resolve_settings(options.preset, resume.settings, options.explicit)
+    if resume.epoch >= settings.epochs:
+        raise ConfigError(
+            f"the checkpoint has already trained {resume.epoch} epochs; pass --epochs above "
+            f"{resume.epoch} to continue"
+        )
+    return settings, resume
 
 
 def train_from_options(options: RunOptions, echo: Callable[[str], None] = print, dataset=None):
@@ -163,65 +254,114 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
 
     ``dataset`` replaces loading the configured one (a notebook's own data, tests).
     """
-    from jaxmlp.data import load_dataset
-
-    layout = parallel.setup(options.parallel)
+    settings, resume = settings_for_run(options)
+    check_fits_memory(run_bytes(settings), f"training {'-'.join(map(str, settings.sizes))}")
+    layout = parallel.setup(settings, options.cluster)
     main_process = parallel.is_main_process()
-    resume = checkpoints.load_checkpoint(options.resume) if options.resume else None
-    saved = dict(resume.config) if resume else {}
-    saved_data_dir = saved.pop("data_dir", None)
-    data_dir = options.data_dir or (Path(saved_data_dir) if saved_data_dir else None)
-    config = resolve_config(options.preset, options.overrides, saved)
-    if resume is not None and resume.epoch >= config.epochs:
-        raise ConfigError(
-            f"the checkpoint has already trained {resume.epoch} epochs; pass --epochs above "
-            f"{resume.epoch} to continue"
-        )
     if layout is not None:
-        layout.check_batch_size(config.batch_size)
-    enable_compilation_cache()
+        layout.check_batch_size(settings.batch_size)
     if dataset is None:
-        dataset = load_dataset(
-            config.dataset,
-            data_dir=data_dir,
-            val_size=config.val_size,
-            limit=config.limit,
-            download=options.download,
-        )
+        dataset = load_settings_data(settings)
+    trainer = train.prepare(settings, dataset, **parallel.fit_hooks(layout))
     say = (lambda line: None) if options.quiet or not main_process else echo
-    say(describe(config, dataset))
+    say(describe(settings, dataset))
     if layout is not None:
-        say(layout.describe(config.batch_size))
+        say(layout.describe(settings.batch_size))
     done = resume.epoch if resume else 0
     history: list[dict] = list(resume.metrics) if resume else []
+    state = trainer.restored_state(resume.params, resume.opt_state_leaves) if resume else None
+    metrics_path = options.metrics_out if main_process else None
+    earlier = (
+        records_before_resume(read_metrics_records(metrics_path), history, done)
+        if resume and metrics_path is not None
+        else []
+    )
+    saved: tuple[Path, int] | None = None
     with (
-        metrics_sink(
-            options.metrics_out if main_process else None, append=resume is not None
-        ) as write_metrics,
-        epoch_printer(say, config.epochs, done, options.progress) as (print_line, advance),
+        metrics_sink(metrics_path, start_record(settings, done), earlier) as write_metrics,
+        epoch_printer(say, settings.epochs, done, options.progress) as (print_line, advance),
     ):
 
-        def on_epoch(record: dict, state: train.TrainState) -> None:
-            history.append(record)
+        def on_epoch(history: list[dict], state: train.TrainState) -> None:
+            nonlocal saved
+            record = history[-1]
             if options.save is not None and main_process:
-                save_epoch(options.save, config, data_dir, state, record["epoch"], history)
+                save_epoch(options.save, settings, state, history)
+                saved = (options.save, record["epoch"])
             write_metrics(record)
-            print_line(format_epoch(record, config.epochs))
+            print_line(format_epoch(record, settings.epochs))
             advance()
 
         try:
             result = train.fit(
-                config, dataset, resume=resume, on_epoch=on_epoch, **parallel.fit_hooks(layout)
+                trainer, state, start_epoch=done, history=history, on_epoch=on_epoch
             )
         except TrainingInterrupted as interrupted:
-            saved = (
-                f"; {options.save} holds epoch {history[-1]['epoch']}"
-                if options.save is not None and history
-                else ""
-            )
-            raise TrainingInterrupted(f"{interrupted}{saved}") from None
+            raise TrainingInterrupted(interrupted.completed_epoch, saved) from None
         write_metrics(result.test)
     if main_process:
         echo(format_test(result.test))
     return result
 
+
+def load_settings_data(settings: Settings, data_dir: str | os.PathLike | None = None):
+    """The dataset the settings name, split as they say (``data_dir`` overrides theirs)."""
+    from jaxmlp.data import load_dataset
+
+    return load_dataset(
+        settings.dataset,
+        data_dir=data_dir if data_dir is not None else settings.data_dir,
+        val_size=settings.val_size,
+        limit=settings.limit,
+        download=settings.download,
+    )
+
+
+def load_image_classifier(path: str | os.PathLike) -> checkpoints.Checkpoint:
+    """Loads a checkpoint and checks that it classifies its dataset's images into its classes.
+
+    Raises:
+        CheckpointError: The file is not a checkpoint, or its network does not fit.
+    """
+    from jaxmlp.data import IMAGE_SHAPE
+
+    checkpoint = checkpoints.load_checkpoint(path)
+    sizes, name = checkpoint.settings.sizes, checkpoint.settings.dataset
+    height, width = IMAGE_SHAPE
+    if sizes[0] != height * width:
+        raise CheckpointError(
+            f"checkpoint {path} takes {sizes[0]} inputs, but {name} images have "
+            f"{height}×{width} = {height * width} pixels"
+        )
+    classes = len(class_names_of(checkpoint))
+    if sizes[-1] != classes:
+        raise CheckpointError(
+            f"checkpoint {path} has {sizes[-1]} outputs, but {name} has {classes} classes"
+        )
+    return checkpoint
+
+
+def class_names_of(checkpoint: checkpoints.Checkpoint) -> tuple[str, ...]:
+    """The class names of the checkpoint's dataset, by label."""
+    from jaxmlp.data.sources import get_spec
+
+    return get_spec(checkpoint.settings.dataset).class_names
+
+
+def load_training_data(checkpoint: checkpoints.Checkpoint, data: Mapping[str, Any] | None = None):
+    """The dataset a checkpoint was trained on, split as in training but whole (no limit).
+
+    ``data`` may hold ``dataset``, ``data_dir`` and ``download`` given now: a directory or
+    download choice replaces the checkpoint's; a dataset must be the checkpoint's own.
+
+    Raises:
+      ConfigError: ``data`` names another dataset than the checkpoint's.
+    """
+    data = dict(data or {})
+    trained = checkpoint.settings
+    asked = data.pop("dataset", trained.dataset)
+    if asked != trained.dataset:
+        raise ConfigError(
+            f"is {asked} but the checkpoint was trained on {trained.dataset}", setting="dataset"
+        )
+    return load_settings_data(trained.replace(limit=None, **data))

@@ -25,13 +25,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from _common import (
     add_common_options,
@@ -46,18 +45,12 @@ from _common import (
     write_json,
 )
 
-from jaxmlp.data import Split, load_dataset
-from jaxmlp.train import (
-    TrainConfig,
-    epoch_key,
-    init_state,
-    make_epoch_fn,
-    make_optimizer,
-    steps_per_epoch,
-)
+from jaxmlp.data import Dataset, Split, load_dataset
+from jaxmlp.settings import Settings
+from jaxmlp.train import epoch_key, prepare
 
-SEED_CONFIG = TrainConfig()
-LARGE_CONFIG = TrainConfig(sizes=(784, 1024, 1024, 10), batch_size=1000, init="he")
+SEED_CONFIG = Settings()
+LARGE_CONFIG = Settings(sizes=(784, 1024, 1024, 10), batch_size=1000, init="he")
 SPEEDUP_TARGET = 18.0
 MATMUL_FRACTION_TARGET = 0.85
 COLD_START_TARGET_S = 5.0
@@ -168,7 +161,7 @@ class NumpyTiming:
 
 
 def time_numpy_epochs(
-    config: TrainConfig, train: Split, test: Split, epochs: int, examples: int | None
+    config: Settings, train: Split, test: Split, epochs: int, examples: int | None
 ) -> NumpyTiming:
     """Seconds per full epoch of :class:`SeedNetwork` trained on the first ``examples``."""
     network = SeedNetwork(config.sizes, np.random.default_rng(config.seed))
@@ -186,17 +179,16 @@ def time_numpy_epochs(
 # --- jaxmlp ---------------------------------------------------------------------------
 
 
-def jaxmlp_epoch_seconds(config: TrainConfig, train: Split) -> Iterator[float]:
+def jaxmlp_epoch_seconds(config: Settings, dataset: Dataset) -> Iterator[float]:
     """Seconds of each training epoch, one after another; the first one compiles."""
-    num_examples = len(train)
-    tx = make_optimizer(config, steps_per_epoch(num_examples, config.batch_size, config.drop_last))
-    state = init_state(config, tx)
-    run_epoch = make_epoch_fn(config, tx)
-    images, labels = jnp.asarray(train.images), jnp.asarray(train.labels)
+    trainer = prepare(config, dataset)
+    state = trainer.initial_state()
+    images, labels = trainer.data["train"]
     epoch = 0
     while True:
         began = time.perf_counter()
-        state, metrics = run_epoch(state, images, labels, epoch_key(config.seed, epoch))
+        key = epoch_key(config.seed, epoch)
+        state, metrics = trainer.run_epoch(state, trainer.values, images, labels, key)
         jax.block_until_ready((state, metrics))
         yield time.perf_counter() - began
         epoch += 1
@@ -216,11 +208,11 @@ class EpochTiming:
 
 
 def time_jaxmlp_epochs(
-    config: TrainConfig, train: Split, epochs: int, between: Callable[[], Any] = lambda: None
+    config: Settings, dataset: Dataset, epochs: int, between: Callable[[], Any] = lambda: None
 ) -> EpochTiming:
     """A warm-up (compiling) epoch, then ``epochs`` timed ones with ``between`` called
     before, between and after them (``epochs + 1`` calls)."""
-    timer = jaxmlp_epoch_seconds(config, train)
+    timer = jaxmlp_epoch_seconds(config, dataset)
     warmup = next(timer)
     between()
     seconds = []
@@ -261,7 +253,7 @@ def bench_seed_config(dataset, args) -> dict[str, Any]:
             + scaled_note(numpy_timing.examples_timed, len(train))
         )
     for grad in ("manual", "autodiff"):
-        timing = time_jaxmlp_epochs(replace(config, grad=grad), train, args.epochs)
+        timing = time_jaxmlp_epochs(config.replace(grad=grad), dataset, args.epochs)
         ratio = numpy_median / timing.median if numpy_median else None
         figures[f"jaxmlp_{grad}"] = {
             "median_seconds_per_epoch": timing.median,
@@ -342,7 +334,7 @@ def bench_large_config(dataset, args) -> dict[str, Any]:
     matmul_gflops(chain, x, w)
     matmul_rates: list[float] = []
     timing = time_jaxmlp_epochs(
-        config, train, args.large_epochs, lambda: matmul_rates.append(matmul_gflops(chain, x, w))
+        config, dataset, args.large_epochs, lambda: matmul_rates.append(matmul_gflops(chain, x, w))
     )
     epoch_rates = [multiplied / seconds / 1e9 for seconds in timing.seconds]
     ratios = bracketed_ratios(epoch_rates, matmul_rates)

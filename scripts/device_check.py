@@ -29,6 +29,8 @@ import numpy as np
 from _common import make_matmul_chain, matmul_operands, multiplied_flops_per_epoch
 
 from jaxmlp import parallel, runs, train
+from jaxmlp.optim import make_optimizer
+from jaxmlp.settings import Settings
 from jaxmlp.cli import main as jaxmlp_main
 from jaxmlp.data import Dataset, Split
 
@@ -103,9 +105,8 @@ def seed_training_row(data_dir: Path | None, epochs: int, train_size: int) -> li
     """The seed's experiment for ``epochs`` epochs: test accuracy and steady epoch time."""
     began = time.perf_counter()
     dataset = None if data_dir else synthetic_mnist(train_size)
-    options = runs.RunOptions(
-        overrides={"epochs": epochs}, data_dir=data_dir, download=False, quiet=True
-    )
+    explicit = {"epochs": epochs, "data_dir": data_dir, "download": False}
+    options = runs.RunOptions(explicit=explicit, quiet=True)
     result = runs.train_from_options(options, echo=lambda line: None, dataset=dataset)
     accuracy = result.test["test_accuracy"]
     steady = min(record["seconds"] for record in result.history[1:] or result.history)
@@ -129,16 +130,19 @@ def timed(function, *args) -> float:
 
 def epoch_gflops(examples: int) -> float:
     """GFLOP/s of one training epoch of the large configuration."""
-    config = train.TrainConfig(sizes=LARGE_SIZES, init="he", batch_size=LARGE_BATCH, epochs=1)
-    tx = train.make_optimizer(config, examples // LARGE_BATCH)
-    run_epoch = train.make_epoch_fn(config, tx)
+    config = Settings(sizes=LARGE_SIZES, init="he", batch_size=LARGE_BATCH, epochs=1)
+    per_epoch = examples // LARGE_BATCH
+    program, values = config.program(), config.values(per_epoch)
+    tx = make_optimizer(program, values, per_epoch)
+    run_epoch = train.make_epoch_fn(program, per_epoch)
     keys = jax.random.split(jax.random.key(0), 2)
     images = jax.random.uniform(keys[0], (examples, LARGE_SIZES[0]))
     labels = jax.random.randint(keys[1], (examples,), 0, LARGE_SIZES[-1])
     key = train.epoch_key(0, 0)
 
     def epoch():
-        return run_epoch(train.init_state(config, tx), images, labels, key)[1]
+        state = train.init_state(program, config.seed, tx)
+        return run_epoch(state, values, images, labels, key)[1]
 
     return multiplied_flops_per_epoch(LARGE_SIZES, examples) / timed(epoch) / 1e9
 

@@ -14,7 +14,6 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from _common import (
@@ -28,7 +27,8 @@ from _common import (
 
 from jaxmlp.data import load_dataset
 from jaxmlp.errors import DivergenceError
-from jaxmlp.train import TrainConfig, fit
+from jaxmlp.settings import Settings
+from jaxmlp.train import fit, prepare
 
 SEED_DOCUMENT_ACCURACY = {0.1: 0.9190, 0.5: 0.8669}
 """The final test accuracy the seed document printed for each learning rate (one run each)."""
@@ -45,11 +45,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def train_once(config: TrainConfig, dataset) -> dict[str, Any]:
+def train_once(config: Settings, dataset) -> dict[str, Any]:
     """One run's final test accuracy (``None`` if it diverged) and seconds."""
     began = time.perf_counter()
     try:
-        accuracy = fit(config, dataset).test["test_accuracy"]
+        accuracy = fit(prepare(config, dataset)).test["test_accuracy"]
     except DivergenceError:
         accuracy = None
     return {"seed": config.seed, "test_accuracy": accuracy, "seconds": time.perf_counter() - began}
@@ -66,7 +66,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def shared_settings(config: TrainConfig) -> dict[str, Any]:
+def shared_settings(config: Settings) -> dict[str, Any]:
     """The settings every run shares: all but the learning rate and the seed."""
     return {k: v for k, v in config.to_dict().items() if k not in ("lr", "seed")}
 
@@ -92,7 +92,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--seeds", type=parse_seeds, default=[0, 1, 2, 3, 4], metavar="LIST", help="Comma-separated seeds (0,1,2,3,4)."
     )
     parser.add_argument(
-        "--epochs", type=int, default=TrainConfig().epochs, metavar="N", help="Epochs per run (10)."
+        "--epochs", type=int, default=Settings().epochs, metavar="N", help="Epochs per run (10)."
     )
     parser.add_argument(
         "--limit", type=int, metavar="N", help="Use only the first N examples of each split (quick checks)."
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.perf_counter()
     machine = machine_info()
-    base = TrainConfig(epochs=args.epochs, limit=args.limit)
+    base = Settings(epochs=args.epochs, limit=args.limit)
     dataset = load_dataset(
         "mnist", data_dir=args.data_dir, val_size=base.val_size, limit=args.limit
     )
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'':<9}{'mean ± sd (jaxmlp)':>20}{'seed document':>16}   {seeds_header}")
     experiments = []
     for lr in SEED_DOCUMENT_ACCURACY:
-        runs = [train_once(replace(base, lr=lr, seed=seed), dataset) for seed in args.seeds]
+        runs = [train_once(base.replace(lr=lr, seed=seed), dataset) for seed in args.seeds]
         summary = summarise(runs)
         experiments.append(
             {"lr": lr, "seed_document": SEED_DOCUMENT_ACCURACY[lr], "runs": runs, **summary}

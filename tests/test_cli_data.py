@@ -111,10 +111,10 @@ def test_offline_with_an_empty_cache_exits_1_with_one_line(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["data-info", "--val-size", "60000"], "val_size must be in [0, 60000)"),
-        (["data-info", "--limit", "0"], "limit must be a positive integer"),
-        (["data-info", "--dataset", "cifar"], "unknown dataset 'cifar'"),
-        (["download", "cifar"], "unknown dataset 'cifar'"),
+        (["data-info", "--val-size", "60000"], "--val-size must be in [0, 60000)"),
+        (["data-info", "--limit", "0"], "--limit must be at least 1, got 0"),
+        (["data-info", "--dataset", "cifar"], "'cifar' is not one of 'mnist', 'fashion-mnist'"),
+        (["download", "--dataset", "cifar"], "'cifar' is not one of 'mnist', 'fashion-mnist'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, args, message):
@@ -125,7 +125,7 @@ def test_bad_arguments_exit_2_with_one_line(capsys, args, message):
 
 def test_download_failure_exits_1_with_one_line(capsys, tmp_path):
     code, _, err = run_cli(
-        capsys, "download", "fashion-mnist", "--cache-dir", str(tmp_path / "cache")
+        capsys, "download", "--dataset", "fashion-mnist", "--cache-dir", str(tmp_path / "cache")
     )
     assert code == 1
     assert "could not download train-images-idx3-ubyte.gz" in assert_one_error_line(err)
@@ -138,7 +138,7 @@ def test_download_then_already_present(capsys, tmp_path, http_server, monkeypatc
     monkeypatch.setenv("JAXMLP_MNIST_MIRRORS", http_server.mirror("mnist"))
     cache = tmp_path / "cache"
 
-    first = run_cli(capsys, "download", "mnist", "--cache-dir", str(cache))
+    first = run_cli(capsys, "download", "--dataset", "mnist", "--cache-dir", str(cache))
     second = run_cli(capsys, "download", "--cache-dir", str(cache))
 
     assert first[0] == second[0] == 0

@@ -28,11 +28,12 @@ def test_train_prints_epochs_and_test_and_writes_metrics_and_checkpoint(capsys, 
     assert lines[1].startswith("Epoch 1/2: ") and "/500 val " in lines[1]
     assert lines[-1].startswith("Test: ") and lines[-1].split()[1].endswith("/500")
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert [r["event"] for r in records] == ["epoch", "epoch", "test"]
+    assert [r["event"] for r in records] == ["start", "epoch", "epoch", "test"]
+    assert records[0]["settings"]["init"] == "he" and records[0]["resumed_from_epoch"] == 0
     assert records[-1]["test_accuracy"] > 0.5
     saved = load_checkpoint(model)
-    assert saved.epoch == 2 and saved.config["init"] == "he" and saved.metrics == records[:2]
-    assert saved.config["data_dir"] == str(REAL_MNIST_DIR.resolve())
+    assert saved.epoch == 2 and saved.settings.init == "he" and saved.metrics == records[1:3]
+    assert saved.settings.data_dir == REAL_MNIST_DIR.resolve()
 
 
 def test_the_checkpoint_remembers_its_data_for_evaluate_and_resume(capsys, tmp_path):
@@ -59,8 +60,10 @@ def test_train_resumes_from_its_checkpoint(capsys, tmp_path):
         (["--sizes", "100,10"], 2, "--sizes starts with 100 inputs"),
         (["--sizes", "784,15,7"], 2, "--sizes ends with 7 outputs"),
         (["--resume", "absent.npz"], 1, "does not exist"),
-        (["--preset", "fastest"], 2, "--preset must be one of"),
-        (["--val-size", "60000"], 2, "val_size"),
+        (["--preset", "fastest"], 2, "'fastest' is not one of 'seed', 'best'"),
+        (["--val-size", "60000"], 2, "--val-size must be in [0, 60000)"),
+        (["--optimizer", "rmsprop"], 2, "'rmsprop' is not one of 'sgd', 'momentum'"),
+        (["--seed", "9223372036854775808"], 2, "--seed must be in [0, 4294967296), got 9223372036854775808"),
     ],
 )
 def test_train_failures_are_one_line(capsys, argv, code, message):

@@ -9,14 +9,16 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
 from PIL import Image
 
 from jaxmlp import viz
 from jaxmlp.checkpoint import Checkpoint, save_checkpoint
 from jaxmlp.cli import main
 from jaxmlp.model import accuracy, init_params, loss
+from jaxmlp.settings import Settings
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared/datasets/mnist"
+MNIST_DIR = REAL_MNIST_DIR
 METRICS = [
     {
         "event": "epoch",
@@ -40,9 +42,7 @@ METRICS = [
     },
 ]
 
-pytestmark = pytest.mark.skipif(
-    not MNIST_DIR.is_dir(), reason=f"the MNIST files are not in {MNIST_DIR}"
-)
+pytestmark = needs_real_mnist
 
 
 def sgd_train(images: np.ndarray, labels: np.ndarray, steps: int = 300, batch: int = 128):
@@ -59,19 +59,12 @@ def sgd_train(images: np.ndarray, labels: np.ndarray, steps: int = 300, batch: i
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    from jaxmlp.data import load_dataset
-
-    return load_dataset("mnist", data_dir=MNIST_DIR, download=False)
-
-
-@pytest.fixture(scope="module")
 def trained(tmp_path_factory, mnist):
     """The path of a checkpoint of a small network trained on MNIST, and its parameters."""
     params = sgd_train(mnist.train.images, mnist.train.labels)
-    config = {"sizes": [784, 64, 10], "dataset": "mnist", "data_dir": str(MNIST_DIR)}
+    settings = Settings(sizes=(784, 64, 10), data_dir=MNIST_DIR, epochs=2)
     path = tmp_path_factory.mktemp("model") / "m.npz"
-    save_checkpoint(path, Checkpoint(params=params, config=config, epoch=2, metrics=METRICS))
+    save_checkpoint(path, Checkpoint(params=params, settings=settings, epoch=2, metrics=METRICS))
     return path, params
 
 
@@ -212,7 +205,7 @@ def test_predict_checkpoint_of_another_input_size(capsys, tmp_path):
     params = init_params(jax.random.key(0), (100, 8, 10))
     save_checkpoint(
         tmp_path / "small.npz",
-        Checkpoint(params=params, config={"dataset": "mnist"}, epoch=0, metrics=[]),
+        Checkpoint(params=params, settings=Settings(sizes=(100, 8, 10)), epoch=0, metrics=[]),
     )
     Image.new("L", (28, 28)).save(tmp_path / "x.png")
     code, _, err = run(capsys, "predict", tmp_path / "small.npz", tmp_path / "x.png")
@@ -267,7 +260,7 @@ def test_show_writes_a_png_grid(capsys, tmp_path):
         (("--index", "10000"), "out of range"),
         (("--index", "9999", "--count", "2"), "out of range"),
         (("--index", "1", "--index", "2", "--count", "2"), "not both"),
-        (("--dataset", "cifar"), "unknown dataset"),
+        (("--dataset", "cifar"), "'cifar' is not one of 'mnist', 'fashion-mnist'"),
         (("--split", "dev"), "--split"),
     ],
 )

@@ -74,7 +74,7 @@ def test_bad_limit_is_a_config_error(idx_dir, limit):
 
 def test_unknown_dataset_is_a_config_error():
     with pytest.raises(
-        ConfigError, match="unknown dataset 'cifar'; choose from mnist, fashion-mnist"
+        ConfigError, match="dataset must be one of mnist, fashion-mnist, got 'cifar'"
     ):
         load_dataset("cifar")
 

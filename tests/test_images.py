@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from PIL import Image
 from jaxmlp import images
 from jaxmlp.errors import InputFileError
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared/datasets/mnist"
 
 
 def rerender(
@@ -57,12 +55,8 @@ def ink_box(pixels: np.ndarray, threshold: float = 0.3) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def mnist_digits() -> np.ndarray:
-    if not MNIST_DIR.is_dir():
-        pytest.skip(f"the MNIST files are not in {MNIST_DIR}")
-    from jaxmlp.data import load_dataset
-
-    return load_dataset("mnist", data_dir=MNIST_DIR, download=False).test.images[:30]
+def mnist_digits(mnist) -> np.ndarray:
+    return mnist.test.images[:30]
 
 
 @pytest.mark.parametrize("suffix", ["png", "jpg"])

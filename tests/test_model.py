@@ -92,7 +92,7 @@ def test_parse_sizes_refuses(text):
 
 
 def test_unknown_init_scheme_is_a_config_error():
-    with pytest.raises(ConfigError, match="--init"):
+    with pytest.raises(ConfigError, match="init must be one of normal, he, glorot"):
         model.init_params(jax.random.key(0), (3, 2), "xavier")
 
 

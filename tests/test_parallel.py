@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 from data_fixtures import small_arrays, write_idx_dataset
 from helpers import max_difference
@@ -60,7 +61,8 @@ def test_four_devices_train_to_the_parameters_of_one(tmp_path, data_dir):
         done = run_jaxmlp([*args, "--save", str(saved), "--metrics-out", str(metrics)], 4)
         assert done.returncode == 0, done.stderr
         records = [json.loads(line) for line in metrics.read_text().splitlines()]
-        runs[devices] = checkpoints.load_checkpoint(saved), records, done.stdout
+        assert records[0]["event"] == "start" and records[0]["devices"] == 4
+        runs[devices] = checkpoints.load_checkpoint(saved), records[1:], done.stdout
     (sharded, sharded_metrics, output), (single, single_metrics, _) = runs["all"], runs["1"]
     assert "Data parallel over 4 cpu devices: each batch of 8 is split 2 per device" in output
     assert max_difference(sharded.params, single.params) <= PARAMETER_TOLERANCE
@@ -83,12 +85,17 @@ def test_batch_size_that_does_not_divide_by_the_devices_exits_2(data_dir):
 def test_more_devices_than_visible_exits_2(data_dir):
     done = run_jaxmlp(["train", "--data-dir", str(data_dir), *TRAIN_ARGS, "--devices", "8"], 4)
     assert done.returncode == 2
-    assert "--devices 8 but only 4 cpu devices are visible" in done.stderr
+    assert "--devices is 8 but only 4 cpu devices are visible" in done.stderr
 
 
 def test_one_device_keeps_the_plain_path():
     assert parallel.data_parallel(None) is None
-    assert parallel.data_parallel("all") is None
+    assert parallel.data_parallel("1") is None
+    everything = parallel.data_parallel("all")
+    if jax.device_count() == 1:
+        assert everything is None
+    else:
+        assert everything.num_devices == jax.device_count()
     assert parallel.fit_hooks(None) == {}
     assert parallel.is_main_process()
 
@@ -100,16 +107,16 @@ def test_devices_flag_parses(text, count):
 
 @pytest.mark.parametrize("text", ["0", "-2", "two", ""])
 def test_bad_devices_flag_is_a_config_error(text):
-    with pytest.raises(ConfigError, match="--devices must be 'all' or a positive count"):
+    with pytest.raises(ConfigError, match="devices must be 'all' or a positive count"):
         parallel.parse_devices(text)
 
 
 def test_no_flags_means_a_single_process():
-    assert parallel.distributed_arguments(parallel.ParallelOptions()) is None
+    assert parallel.distributed_arguments(parallel.ClusterOptions()) is None
 
 
 def test_explicit_flags_become_initialize_arguments():
-    options = parallel.ParallelOptions(coordinator="10.0.0.1:1234", num_processes=4, process_id=3)
+    options = parallel.ClusterOptions(coordinator="10.0.0.1:1234", num_processes=4, process_id=3)
     assert parallel.distributed_arguments(options) == {
         "coordinator_address": "10.0.0.1:1234",
         "num_processes": 4,
@@ -118,7 +125,7 @@ def test_explicit_flags_become_initialize_arguments():
 
 
 def test_auto_lets_jax_detect_the_cluster():
-    assert parallel.distributed_arguments(parallel.ParallelOptions(distributed="auto")) == {}
+    assert parallel.distributed_arguments(parallel.ClusterOptions(distributed="auto")) == {}
 
 
 @pytest.mark.parametrize(
@@ -134,7 +141,7 @@ def test_auto_lets_jax_detect_the_cluster():
 )
 def test_bad_distributed_flags_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
-        parallel.distributed_arguments(parallel.ParallelOptions(**options))
+        parallel.distributed_arguments(parallel.ClusterOptions(**options))
 
 
 def test_bad_distributed_flags_exit_2_before_jax_starts(capsys):
@@ -151,8 +158,8 @@ def test_distributed_flags_come_from_the_environment(monkeypatch, capsys):
 @pytest.mark.parametrize(
     "platform, precision, message",
     [
-        ("cuda", None, "--platform must be one of cpu, gpu, tpu"),
-        (None, "fast", "--matmul-precision must be one of default, high, highest"),
+        ("cuda", None, "platform must be one of cpu, gpu, tpu"),
+        (None, "fast", "matmul_precision must be one of default, high, highest"),
     ],
 )
 def test_bad_backend_names_are_config_errors(platform, precision, message):

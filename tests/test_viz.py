@@ -11,8 +11,9 @@ import pytest
 from rich.console import Console
 
 from jaxmlp import evaluation, viz
+from jaxmlp.cli import view
 from jaxmlp.errors import ConfigError
-from jaxmlp.model import accuracy, init_params, loss
+from jaxmlp.model import accuracy, forward, init_params, loss
 
 
 def render(renderable, *, color: bool, width: int = 120) -> str:
@@ -113,10 +114,17 @@ def random_problem():
     return params, images, labels
 
 
-@pytest.mark.parametrize("batch_size", [64, 257, 10_000])
-def test_batched_evaluation_matches_the_model(random_problem, batch_size):
+@pytest.mark.parametrize("chunk", [64, 257, 10_000])
+def test_chunked_log_probabilities_do_not_depend_on_the_chunk(random_problem, chunk):
+    params, images, _ = random_problem
+    whole = jax.nn.log_softmax(forward(params, images), axis=-1)
+    chunked = evaluation.chunked_log_probabilities(params, images, chunk=chunk)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6)
+
+
+def test_evaluation_matches_the_model(random_problem):
     params, images, labels = random_problem
-    result = evaluation.evaluate_params(params, images, labels, batch_size=batch_size)
+    result = evaluation.evaluate_params(params, images, labels)
     assert result.total == 257
     assert result.loss == pytest.approx(float(loss(params, images, labels)), rel=1e-5)
     assert result.accuracy == pytest.approx(float(accuracy(params, images, labels)))
@@ -164,13 +172,13 @@ def test_predict_images_returns_probabilities_summing_to_at_most_one(random_prob
     ],
 )
 def test_example_indices(indices, count, expected):
-    assert evaluation.example_indices(indices, count, 10, "test") == expected
+    assert view.example_indices(indices, count, 10, "test") == expected
 
 
 @pytest.mark.parametrize(("indices", "count"), [([10], None), ([8], 3), ([1, 2], 2)])
 def test_example_indices_errors(indices, count):
     with pytest.raises(ConfigError):
-        evaluation.example_indices(indices, count, 10, "test")
+        view.example_indices(indices, count, 10, "test")
 
 
 def test_tables_render_scores_and_counts():

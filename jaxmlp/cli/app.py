@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import typer
 
 from jaxmlp import __version__
-from jaxmlp.errors import JaxmlpError
+from jaxmlp.errors import ConfigError, JaxmlpError
 
 app = typer.Typer(
     name="jaxmlp",
     help="A multilayer perceptron for MNIST in JAX, with backpropagation by hand (BP1–BP4).",
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -41,12 +41,24 @@ def _root(
     """A multilayer perceptron for MNIST in JAX, with backpropagation by hand (BP1–BP4)."""
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
+        return
+    if not ctx.resilient_parsing:
+        from jaxmlp.runs import enable_compilation_cache
+
+        enable_compilation_cache()
 
 
 def fail(message: str, exit_code: int = 1) -> int:
     """Prints ``message`` as one ``jaxmlp: error:`` line on standard error."""
     typer.echo(f"jaxmlp: error: {message}", err=True)
     return exit_code
+
+
+def flag_message(error: ConfigError) -> str:
+    """A settings error in the command line's words: ``lr must …`` → ``--lr must …``."""
+    if error.setting is None:
+        return str(error)
+    return f"--{error.setting.replace('_', '-')} {error.problem}"
 
 
 def describe_os_error(error: OSError) -> str:
@@ -64,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         context = getattr(error, "ctx", None)
         where = f" (see '{context.command_path} --help')" if context is not None else ""
         return fail(error.format_message().splitlines()[0] + where, error.exit_code)
+    except ConfigError as error:
+        return fail(flag_message(error), error.exit_code)
     except JaxmlpError as error:
         return fail(str(error), error.exit_code)
     except KeyboardInterrupt:

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from jaxmlp.cli.app import app
-from jaxmlp.data import dataset_summary, download_dataset, format_summary, load_dataset
+from jaxmlp.cli.options import DATA_SETTINGS, with_settings
+from jaxmlp.data import dataset_summary, download_dataset, format_summary
+from jaxmlp.runs import load_settings_data
+from jaxmlp.settings import Settings
 
 
 @app.command("download")
+@with_settings(["dataset"])
 def download(
-    dataset: str = typer.Argument("mnist", help="mnist or fashion-mnist."),
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="Where to put the files (default: the user cache)."
     ),
+    settings: dict[str, Any] | None = None,
 ) -> int:
     """Download a dataset's official files into the cache and verify their SHA-256.
 
     Mirrors are tried in order; JAXMLP_MNIST_MIRRORS or JAXMLP_FASHION_MNIST_MIRRORS
     (comma-separated base URLs) replace them.
     """
+    dataset = Settings(**(settings or {})).dataset
     for name, status in download_dataset(dataset, cache_dir).items():
         action = (
             f"downloaded from {status.downloaded_from}"
@@ -34,22 +40,12 @@ def download(
 
 
 @app.command("data-info")
+@with_settings([*DATA_SETTINGS, "val_size", "limit"])
 def data_info(
-    dataset: str = typer.Option("mnist", "--dataset", help="mnist or fashion-mnist."),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="A directory of IDX files (gz or raw) or a mnist.pkl.gz."
-    ),
-    val_size: int = typer.Option(
-        10_000, "--val-size", help="Training examples held out to validate."
-    ),
-    limit: int | None = typer.Option(
-        None, "--limit", help="Keep the first N examples of each split."
-    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    settings: dict[str, Any] | None = None,
 ) -> int:
     """Show the sizes and class counts of each split and where the data came from."""
-    summary = dataset_summary(
-        load_dataset(dataset, data_dir=data_dir, val_size=val_size, limit=limit)
-    )
+    summary = dataset_summary(load_settings_data(Settings(**(settings or {}))))
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
     return 0

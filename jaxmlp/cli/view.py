@@ -6,6 +6,7 @@ import enum
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
@@ -13,21 +14,19 @@ from rich.console import Console
 
 from jaxmlp import plots, viz
 from jaxmlp.cli.app import app
+from jaxmlp.cli.options import DATA_SETTINGS, with_settings
 from jaxmlp.errors import ConfigError, InputFileError
-from jaxmlp.evaluation import (
-    class_names_of,
-    evaluate_params,
-    evaluation_report,
-    example_indices,
-    load_image_classifier,
-    load_training_data,
-    predict_images,
-    split_of,
-)
+from jaxmlp.evaluation import evaluate_params, evaluation_report, predict_images
 from jaxmlp.images import load_digit
+from jaxmlp.runs import (
+    class_names_of,
+    load_image_classifier,
+    load_settings_data,
+    load_training_data,
+)
+from jaxmlp.settings import Settings
 
 MAX_SHOWN = 1000
-DATA_DIR_HELP = "Directory of the dataset's IDX files (default: the checkpoint's, then the cache)."
 
 
 class SplitName(str, enum.Enum):
@@ -48,6 +47,54 @@ def has_color(out: Console) -> bool:
     return out.color_system is not None
 
 
+def split_of(dataset: Any, name: str):
+    """The split ``name`` of ``dataset``; raises ConfigError if it is empty."""
+    split = getattr(dataset, name)
+    if len(split.labels) == 0:
+        raise ConfigError(f"the {name} split of {dataset.name} is empty (trained with --val-size 0?)")
+    return split
+
+
+def example_indices(
+    indices: list[int] | None, count: int | None, size: int, split: str
+) -> list[int]:
+    """Which examples of a split of ``size`` to take.
+
+    Args:
+        indices: Explicit indices; a single one with ``count`` starts a run of ``count``.
+        count: How many consecutive examples (from index 0 when no index is given).
+        size: The number of examples in the split.
+        split: The split's name, for error messages.
+
+    Raises:
+        ConfigError: Several indices together with ``count``, or an index out of range.
+    """
+    indices = list(indices or [])
+    if len(indices) > 1 and count is not None:
+        raise ConfigError("give several --index values or one --index with --count, not both")
+    if count is not None:
+        start = indices[0] if indices else 0
+        indices = list(range(start, start + count))
+    indices = indices or [0]
+    outside = [index for index in indices if not 0 <= index < size]
+    if outside:
+        raise ConfigError(
+            f"example {outside[0]} is out of range: the {split} split has {size:,} examples "
+            f"(indices 0 to {size - 1})"
+        )
+    return indices
+
+
+def note_limit(model, examples: int, split: str) -> None:
+    """Tells, on standard error, that a checkpoint trained with ``--limit`` is scored whole."""
+    if model.settings.limit is not None:
+        typer.echo(
+            f"note: the checkpoint was trained with --limit {model.settings.limit}; this scores "
+            f"the whole {split} split ({examples:,} examples)",
+            err=True,
+        )
+
+
 def report_written(paths: list[Path], *, stderr: bool = False) -> None:
     """Prints one ``wrote PATH`` line per file written."""
     for path in paths:
@@ -55,21 +102,23 @@ def report_written(paths: list[Path], *, stderr: bool = False) -> None:
 
 
 @app.command("evaluate")
+@with_settings(DATA_SETTINGS)
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
     split: SplitName = typer.Option(SplitName.test, help="The split to evaluate on."),
-    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plot_dir: Path | None = typer.Option(
         None, help="Also write the four PNG plots (see 'jaxmlp plot') into this directory."
     ),
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on a split."""
     if plot_dir is not None:
         plots.require_matplotlib()
     model = load_image_classifier(checkpoint)
-    dataset = load_training_data(model, data_dir)
+    dataset = load_training_data(model, settings)
     examples = split_of(dataset, split.value)
+    note_limit(model, len(examples), split.value)
     result = evaluate_params(model.params, examples.images, examples.labels)
     if as_json:
         report = evaluation_report(
@@ -96,6 +145,7 @@ def evaluate(
 
 
 @app.command("predict")
+@with_settings(DATA_SETTINGS)
 def predict(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
     images: list[Path] | None = typer.Argument(
@@ -105,12 +155,12 @@ def predict(
         None, "--index", min=0, help="Predict dataset example N instead of files (repeatable)."
     ),
     split: SplitName = typer.Option(SplitName.test, help="The split --index counts in."),
-    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
     top: int = typer.Option(3, min=1, help="How many of the most probable classes to list."),
     show: bool = typer.Option(
         False, "--show", help="Draw the preprocessed 28×28 image too (always on with --index)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """The most probable classes of pictures of digits, preprocessed the way MNIST was.
 
@@ -128,7 +178,7 @@ def predict(
         pixels = np.stack([load_digit(path) for path in images])
         predictions = predict_images(model.params, pixels, [str(path) for path in images], top)
     else:
-        dataset = load_training_data(model, data_dir)
+        dataset = load_training_data(model, settings)
         class_names = dataset.class_names
         examples = split_of(dataset, split.value)
         chosen = example_indices(index, None, len(examples.labels), split.value)
@@ -148,6 +198,7 @@ def predict(
 
 
 @app.command("show")
+@with_settings(DATA_SETTINGS)
 def show(
     split: SplitName = typer.Option(SplitName.test, help="The split to draw examples from."),
     index: list[int] | None = typer.Option(
@@ -159,21 +210,18 @@ def show(
     count: int | None = typer.Option(
         None, min=1, max=MAX_SHOWN, help="Draw this many consecutive examples (from --index or 0)."
     ),
-    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist."),
-    data_dir: Path | None = typer.Option(None, help="Directory of the dataset's IDX files."),
     out: Path | None = typer.Option(
         None, help="Write a PNG grid of the examples with their labels instead of drawing them."
     ),
     scale: int = typer.Option(4, min=1, max=16, help="With --out: pixels per MNIST pixel."),
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Draw dataset examples with their labels, in the terminal or as a PNG grid.
 
     The terminal drawing uses Unicode half-blocks (two pixels a character):
     in gray levels where the terminal shows colour, else in black and white.
     """
-    from jaxmlp.data import load_dataset
-
-    data = load_dataset(dataset, data_dir=data_dir)
+    data = load_settings_data(Settings(**(settings or {})))
     examples = split_of(data, split.value)
     chosen = example_indices(index, count, len(examples.labels), split.value)
     pictures = examples.images[chosen]
@@ -191,6 +239,7 @@ def show(
 
 
 @app.command("plot")
+@with_settings(DATA_SETTINGS)
 def plot(
     source: Path = typer.Argument(
         ..., help="A metrics file (--metrics-out of 'jaxmlp train', JSON lines) or a checkpoint."
@@ -199,7 +248,7 @@ def plot(
     split: SplitName = typer.Option(
         SplitName.test, help="With a checkpoint: the split of the confusion matrix and mistakes."
     ),
-    data_dir: Path | None = typer.Option(None, help=DATA_DIR_HELP),
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Write PNG plots: learning curves, confusion matrix, weights, mistakes.
 
@@ -219,7 +268,7 @@ def plot(
         report_written(written)
         return
     model = load_image_classifier(source)
-    data = load_training_data(model, data_dir)
+    data = load_training_data(model, settings)
     examples = split_of(data, split.value)
     written = plots.save_all_plots(
         out_dir,

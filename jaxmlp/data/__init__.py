@@ -12,10 +12,11 @@ from jaxmlp.data.info import dataset_summary, format_summary
 from jaxmlp.data.load import load_dataset
 from jaxmlp.data.seed_pickle import load_seed_pickle
 from jaxmlp.data.sources import DATASETS, SPECS, DatasetSpec, user_cache_dir
-from jaxmlp.data.splits import Dataset, Split
+from jaxmlp.data.splits import IMAGE_SHAPE, Dataset, Split
 
 __all__ = [
     "DATASETS",
+    "IMAGE_SHAPE",
     "SPECS",
     "Dataset",
     "DatasetSpec",

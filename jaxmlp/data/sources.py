@@ -106,7 +106,9 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return SPECS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}") from None
+        raise ConfigError(
+            f"must be one of {', '.join(DATASETS)}, got {name!r}", setting="dataset"
+        ) from None
 
 
 def mirrors_for(

@@ -12,6 +12,9 @@ import numpy as np
 
 from jaxmlp.errors import ConfigError
 
+IMAGE_SHAPE = (28, 28)
+"""Height and width of an MNIST or Fashion-MNIST image."""
+
 
 @dataclass(frozen=True)
 class Split:
@@ -34,7 +37,7 @@ class Dataset:
     test: Split
     source: str
     class_names: tuple[str, ...]
-    image_shape: tuple[int, int] = (28, 28)
+    image_shape: tuple[int, int] = IMAGE_SHAPE
 
     @property
     def num_classes(self) -> int:
@@ -55,10 +58,11 @@ def pixels_to_unit(images: np.ndarray) -> np.ndarray:
 def check_val_size(val_size: int, num_train: int) -> None:
     """Raises ConfigError unless ``0 <= val_size < num_train``."""
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
-        raise ConfigError(f"val_size must be an integer, got {val_size!r}")
+        raise ConfigError(f"must be an integer, got {val_size!r}", setting="val_size")
     if not 0 <= val_size < num_train:
         raise ConfigError(
-            f"val_size must be in [0, {num_train}) for {num_train} training examples, got {val_size}"
+            f"must be in [0, {num_train}) for {num_train} training examples, got {val_size}",
+            setting="val_size",
         )
 
 
@@ -67,7 +71,7 @@ def check_limit(limit: int | None) -> None:
     if limit is None:
         return
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise ConfigError(f"limit must be a positive integer, got {limit!r}")
+        raise ConfigError(f"must be a positive integer, got {limit!r}", setting="limit")
 
 
 def split_train_validation(
