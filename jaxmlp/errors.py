@@ -17,6 +17,13 @@ class ConfigError(JaxmlpError):
     exit_code = 2
 
 
+class OutputPathError(JaxmlpError):
+    """An output path jaxmlp will not write: something other than a regular file is there,
+    its directory cannot be created or written, or two outputs share it."""
+
+    exit_code = 2
+
+
 class DatasetError(JaxmlpError):
     """A dataset is missing, malformed, or could not be downloaded."""
 

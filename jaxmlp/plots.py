@@ -22,12 +22,14 @@ import numpy as np
 
 from jaxmlp.errors import InputFileError, MissingDependencyError
 from jaxmlp.evaluation import Evaluation, most_confident_mistakes
+from jaxmlp.files import atomic_write
 
 INSTALL_HINT = "pip install 'jaxmlp[plot]'"
 LEARNING_CURVES = "learning_curves.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
 FIRST_LAYER_WEIGHTS = "first_layer_weights.png"
 MISCLASSIFIED = "misclassified.png"
+ALL_PLOTS = (LEARNING_CURVES, CONFUSION_MATRIX, FIRST_LAYER_WEIGHTS, MISCLASSIFIED)
 MAX_WEIGHT_UNITS = 100
 MISCLASSIFIED_COUNT = 36
 DPI = 100
@@ -53,10 +55,12 @@ def new_figure(width: float, height: float):
 
 
 def save_figure(figure, path: str | os.PathLike) -> Path:
-    """Writes ``figure`` as a PNG at ``path``, creating its directory; returns the path."""
+    """Writes ``figure`` as a PNG at ``path`` atomically, creating its directory; returns
+    the path. Only a regular file is replaced (see :func:`jaxmlp.files.atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
+    with atomic_write(path) as file:
+        figure.savefig(file, format="png")
     return path
 
 

@@ -9,6 +9,8 @@ import typer
 
 from jaxmlp.cli.app import app
 from jaxmlp.data import dataset_summary, download_dataset, format_summary, load_dataset
+from jaxmlp.data.sources import get_spec, user_cache_dir
+from jaxmlp.outputs import check_outputs
 
 
 @app.command("download")
@@ -23,6 +25,7 @@ def download(
     Mirrors are tried in order; JAXMLP_MNIST_MIRRORS or JAXMLP_FASHION_MNIST_MIRRORS
     (comma-separated base URLs) replace them.
     """
+    check_cache_files(dataset, cache_dir)
     for name, status in download_dataset(dataset, cache_dir).items():
         action = (
             f"downloaded from {status.downloaded_from}"
@@ -31,6 +34,13 @@ def download(
         )
         typer.echo(f"{name}: {action}, verified ({status.path})")
     return 0
+
+
+def check_cache_files(dataset: str, cache_dir: Path | None) -> None:
+    """Checks the paths of the dataset's files in the cache before anything is fetched."""
+    directory = cache_dir if cache_dir is not None else user_cache_dir(dataset)
+    label = "--cache-dir" if cache_dir is not None else "the data cache"
+    check_outputs({label: [directory / name for name in get_spec(dataset).files]})
 
 
 @app.command("data-info")

@@ -24,7 +24,9 @@ from jaxmlp.evaluation import (
     predict_images,
     split_of,
 )
+from jaxmlp.files import atomic_write
 from jaxmlp.images import load_digit
+from jaxmlp.outputs import check_outputs
 
 MAX_SHOWN = 1000
 DATA_DIR_HELP = "Directory of the dataset's IDX files (default: the checkpoint's, then the cache)."
@@ -48,6 +50,11 @@ def has_color(out: Console) -> bool:
     return out.color_system is not None
 
 
+def plot_files(directory: Path | None, names: tuple[str, ...] = plots.ALL_PLOTS) -> list[Path] | None:
+    """The PNG files a plot directory receives (``None`` without a directory)."""
+    return None if directory is None else [directory / name for name in names]
+
+
 def report_written(paths: list[Path], *, stderr: bool = False) -> None:
     """Prints one ``wrote PATH`` line per file written."""
     for path in paths:
@@ -67,6 +74,7 @@ def evaluate(
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on a split."""
     if plot_dir is not None:
         plots.require_matplotlib()
+    check_outputs({"--plot-dir": plot_files(plot_dir)})
     model = load_image_classifier(checkpoint)
     dataset = load_training_data(model, data_dir)
     examples = split_of(dataset, split.value)
@@ -173,6 +181,7 @@ def show(
     """
     from jaxmlp.data import load_dataset
 
+    check_outputs({"--out": out})
     data = load_dataset(dataset, data_dir=data_dir)
     examples = split_of(data, split.value)
     chosen = example_indices(index, count, len(examples.labels), split.value)
@@ -186,7 +195,8 @@ def show(
         terminal.print(viz.digit_gallery(pictures, captions, color=has_color(terminal)))
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    viz.digit_grid_image(pictures, captions, scale=scale).save(out, format="PNG")
+    with atomic_write(out) as file:
+        viz.digit_grid_image(pictures, captions, scale=scale).save(file, format="PNG")
     report_written([out])
 
 
@@ -210,7 +220,10 @@ def plot(
     plots.require_matplotlib()
     if not source.is_file():
         raise InputFileError(f"{source} does not exist or is not a file")
-    if not zipfile.is_zipfile(source):
+    is_metrics_file = not zipfile.is_zipfile(source)
+    written_names = (plots.LEARNING_CURVES,) if is_metrics_file else plots.ALL_PLOTS
+    check_outputs({"--out-dir": plot_files(out_dir, written_names)})
+    if is_metrics_file:
         written = [
             plots.save_learning_curves(
                 plots.read_metrics_log(source), out_dir / plots.LEARNING_CURVES
