@@ -5,6 +5,15 @@ The CLI prints any :class:`JaxmlpError` as one line (no traceback) and exits wit
 """
 
 
+INTERRUPTED_EXIT_CODE = 130
+"""Ctrl-C, as shells report a process ended by SIGINT."""
+
+
+def error_line(message: str) -> str:
+    """How the CLI prints an error: ``jaxmlp: error: MESSAGE``."""
+    return f"jaxmlp: error: {message}"
+
+
 class JaxmlpError(Exception):
     """A problem the user can fix; its message is one self-explanatory line."""
 
@@ -13,6 +22,12 @@ class JaxmlpError(Exception):
 
 class ConfigError(JaxmlpError):
     """Bad arguments: impossible sizes, a negative learning rate, an unknown name."""
+
+    exit_code = 2
+
+
+class EnvironmentVariableError(JaxmlpError):
+    """An environment variable jaxmlp or JAX reads is malformed or names what is not here."""
 
     exit_code = 2
 
@@ -47,4 +62,4 @@ class MissingDependencyError(JaxmlpError):
 class TrainingInterrupted(JaxmlpError):
     """Ctrl-C during training; the last complete epoch is saved when a checkpoint was asked for."""
 
-    exit_code = 130
+    exit_code = INTERRUPTED_EXIT_CODE

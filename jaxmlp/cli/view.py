@@ -13,6 +13,7 @@ from rich.console import Console
 
 from jaxmlp import plots, viz
 from jaxmlp.cli.app import app
+from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, InputFileError
 from jaxmlp.evaluation import (
     class_names_of,
@@ -50,7 +51,9 @@ def has_color(out: Console) -> bool:
     return out.color_system is not None
 
 
-def plot_files(directory: Path | None, names: tuple[str, ...] = plots.ALL_PLOTS) -> list[Path] | None:
+def plot_files(
+    directory: Path | None, names: tuple[str, ...] = plots.ALL_PLOTS
+) -> list[Path] | None:
     """The PNG files a plot directory receives (``None`` without a directory)."""
     return None if directory is None else [directory / name for name in names]
 
@@ -75,6 +78,7 @@ def evaluate(
     if plot_dir is not None:
         plots.require_matplotlib()
     check_outputs({"--plot-dir": plot_files(plot_dir)})
+    require_backend()
     model = load_image_classifier(checkpoint)
     dataset = load_training_data(model, data_dir)
     examples = split_of(dataset, split.value)
@@ -130,6 +134,7 @@ def predict(
         raise ConfigError("give IMAGE files or --index, not both")
     if not images and not index:
         raise ConfigError("give one or more IMAGE files, or --index N for a dataset example")
+    require_backend()
     model = load_image_classifier(checkpoint)
     if images:
         class_names = class_names_of(model)
@@ -231,6 +236,7 @@ def plot(
         ]
         report_written(written)
         return
+    require_backend()
     model = load_image_classifier(source)
     data = load_training_data(model, data_dir)
     examples = split_of(data, split.value)
