@@ -15,8 +15,9 @@ ends the command with the one line ``jaxmlp: error: interrupted`` and exit code 
 - once the command has returned, Ctrl-C is ignored while the interpreter shuts down, so
   that no traceback comes from JAX's exit handlers.
 
-A Ctrl-C in the few milliseconds before :func:`run` starts (the interpreter starting,
-this module loading) is Python's to handle.
+A Ctrl-C before :func:`run` starts is still Python's to handle (a ``KeyboardInterrupt``
+traceback, or an exit by SIGINT): the interpreter's own start-up and the console-script
+wrapper's imports, 0.05 to 0.15 s on a loaded two-core machine.
 """
 
 from __future__ import annotations
