@@ -1,54 +1,53 @@
 """jaxmlp: a multilayer perceptron for MNIST in JAX, with backpropagation by hand.
 
-The library a notebook imports; the ``jaxmlp`` command is a thin layer over it.
+The library a notebook imports; the ``jaxmlp`` command is a thin layer over it. The names
+below are imported on first use, so that ``import jaxmlp`` (and the command's start, which
+must answer Ctrl-C and check the environment before JAX loads) does not import JAX.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from jaxmlp.backprop import (
-    autodiff_grad,
-    autodiff_value_and_grad,
-    bp1_output_error,
-    bp2_hidden_error,
-    bp3_bias_gradient,
-    bp4_weight_gradient,
-    manual_grad,
-    manual_value_and_grad,
-)
-from jaxmlp.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, JaxmlpError
-from jaxmlp.model import (
-    Layer,
-    Params,
-    accuracy,
-    forward,
-    init_params,
-    loss,
-    parse_sizes,
-    predict,
-    predict_proba,
-)
+_EXPORTS = {
+    "autodiff_grad": "jaxmlp.backprop",
+    "autodiff_value_and_grad": "jaxmlp.backprop",
+    "bp1_output_error": "jaxmlp.backprop",
+    "bp2_hidden_error": "jaxmlp.backprop",
+    "bp3_bias_gradient": "jaxmlp.backprop",
+    "bp4_weight_gradient": "jaxmlp.backprop",
+    "manual_grad": "jaxmlp.backprop",
+    "manual_value_and_grad": "jaxmlp.backprop",
+    "CheckpointError": "jaxmlp.errors",
+    "ConfigError": "jaxmlp.errors",
+    "DatasetError": "jaxmlp.errors",
+    "DivergenceError": "jaxmlp.errors",
+    "JaxmlpError": "jaxmlp.errors",
+    "Layer": "jaxmlp.model",
+    "Params": "jaxmlp.model",
+    "accuracy": "jaxmlp.model",
+    "forward": "jaxmlp.model",
+    "init_params": "jaxmlp.model",
+    "loss": "jaxmlp.model",
+    "parse_sizes": "jaxmlp.model",
+    "predict": "jaxmlp.model",
+    "predict_proba": "jaxmlp.model",
+}
 
-__all__ = [
-    "CheckpointError",
-    "ConfigError",
-    "DatasetError",
-    "DivergenceError",
-    "JaxmlpError",
-    "Layer",
-    "Params",
-    "accuracy",
-    "autodiff_grad",
-    "autodiff_value_and_grad",
-    "bp1_output_error",
-    "bp2_hidden_error",
-    "bp3_bias_gradient",
-    "bp4_weight_gradient",
-    "forward",
-    "init_params",
-    "loss",
-    "manual_grad",
-    "manual_value_and_grad",
-    "parse_sizes",
-    "predict",
-    "predict_proba",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Imports an exported name's module on first use (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'jaxmlp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,5 +1,5 @@
 """``python -m jaxmlp``."""
 
-from jaxmlp.cli import run
+from jaxmlp.console import run
 
 run()

@@ -7,6 +7,15 @@ The CLI prints any :class:`JaxmlpError` as one line (no traceback) and exits wit
 from __future__ import annotations
 
 
+INTERRUPTED_EXIT_CODE = 130
+"""Ctrl-C, as shells report a process ended by SIGINT."""
+
+
+def error_line(message: str) -> str:
+    """How the CLI prints an error: ``jaxmlp: error: MESSAGE``."""
+    return f"jaxmlp: error: {message}"
+
+
 class JaxmlpError(Exception):
     """A problem the user can fix; its message is one self-explanatory line."""
 
@@ -27,6 +36,19 @@ class ConfigError(JaxmlpError):
         self.problem = problem
         self.setting = setting
         super().__init__(f"{setting} {problem}" if setting else problem)
+
+
+class EnvironmentVariableError(JaxmlpError):
+    """An environment variable jaxmlp or JAX reads is malformed or names what is not here."""
+
+    exit_code = 2
+
+
+class OutputPathError(JaxmlpError):
+    """An output path jaxmlp will not write: something other than a regular file is there,
+    its directory cannot be created or written, or two outputs share it."""
+
+    exit_code = 2
 
 
 class DatasetError(JaxmlpError):
@@ -57,7 +79,7 @@ class TrainingInterrupted(JaxmlpError):
       saved: ``(path, epoch)`` of the checkpoint written last, if any.
     """
 
-    exit_code = 130
+    exit_code = INTERRUPTED_EXIT_CODE
 
     def __init__(self, completed_epoch: int | None, saved: tuple[object, int] | None = None):
         self.completed_epoch = completed_epoch

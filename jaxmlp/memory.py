@@ -74,6 +74,20 @@ def available_bytes() -> int | None:
         return None
 
 
+def check_elements(name: str, count: int, limit: int, what: str) -> int:
+    """Returns ``count`` if at most ``limit``; else one line saying what ``name`` asks for.
+
+    Args:
+        name: The option(s) responsible, e.g. ``"--sizes 784,100000000,10"``.
+        count: How many elements (parameters, activations, ...) they need.
+        limit: The most that may be allocated.
+        what: What is counted, e.g. ``"parameters"``.
+    """
+    if count > limit:
+        raise ConfigError(f"{name} needs {count:,} {what}, more than the {limit:,} allowed")
+    return count
+
+
 def mebibytes(count: int) -> str:
     """``1,234 MiB``."""
     return f"{count / (1 << 20):,.0f} MiB"

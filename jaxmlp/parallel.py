@@ -34,6 +34,7 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, JaxmlpError
 from jaxmlp.settings import SPECS, Settings, check_setting
 
@@ -137,8 +138,12 @@ def check_platform(platform: str | None) -> None:
     """Starts the backend; raises :class:`ConfigError` if ``platform`` is not what runs.
 
     The platform is chosen when JAX starts: in a process where JAX already runs on another
-    one, this reports that platform as not available.
+    one, this reports that platform as not available. Without ``platform``, JAX's own
+    choice (``JAX_PLATFORMS``) must start (:func:`jaxmlp.environment.require_backend`).
     """
+    if platform is None:
+        require_backend()
+        return
     hint = f"; for it, {INSTALL_HINTS[platform]}" if platform in INSTALL_HINTS else ""
     try:
         running = jax.default_backend()

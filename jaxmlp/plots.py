@@ -22,12 +22,26 @@ import numpy as np
 
 from jaxmlp.errors import InputFileError, MissingDependencyError
 from jaxmlp.evaluation import Evaluation, most_confident_mistakes
+from jaxmlp.files import atomic_write
 
 INSTALL_HINT = "pip install 'jaxmlp[plot]'"
 LEARNING_CURVES = "learning_curves.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
 FIRST_LAYER_WEIGHTS = "first_layer_weights.png"
 MISCLASSIFIED = "misclassified.png"
+ALL_PLOTS = (LEARNING_CURVES, CONFUSION_MATRIX, FIRST_LAYER_WEIGHTS, MISCLASSIFIED)
+METRIC_FIELDS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "lr",
+    "seconds",
+)
+"""The numeric fields of epoch and test records; each, when present, is a finite number or
+``null`` (no validation split)."""
 MAX_WEIGHT_UNITS = 100
 MISCLASSIFIED_COUNT = 36
 DPI = 100
@@ -53,10 +67,12 @@ def new_figure(width: float, height: float):
 
 
 def save_figure(figure, path: str | os.PathLike) -> Path:
-    """Writes ``figure`` as a PNG at ``path``, creating its directory; returns the path."""
+    """Writes ``figure`` as a PNG at ``path`` atomically, creating its directory; returns
+    the path. Only a regular file is replaced (see :func:`jaxmlp.files.atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
+    with atomic_write(path) as file:
+        figure.savefig(file, format="png")
     return path
 
 
@@ -64,7 +80,8 @@ def read_metrics_log(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Reads a ``--metrics-out`` JSON-lines file: one JSON object a line, blank lines skipped.
 
     Raises:
-        InputFileError: The file is missing or a line is not a JSON object.
+        InputFileError: The file is missing, a line is not a JSON object, or a record's
+            field has the wrong type (see :func:`check_metrics_record`).
     """
     path = Path(path)
     try:
@@ -81,10 +98,56 @@ def read_metrics_log(path: str | os.PathLike) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError:
             record = None
+        where = f"metrics file {path}, line {number}"
         if not isinstance(record, dict):
-            raise InputFileError(f"metrics file {path}, line {number}: not a JSON object")
-        records.append(record)
+            raise InputFileError(f"{where}: not a JSON object")
+        records.append(check_metrics_record(record, where))
     return records
+
+
+def check_metrics_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """Returns ``record`` if the fields that are plotted have the types plotting needs: an
+    ``event`` string (``"epoch"`` when absent), a whole-number ``epoch`` of at least 1 in
+    epoch records, and finite numbers (or ``null``) in :data:`METRIC_FIELDS`. Records of other events
+    (a run's header, say) are not looked into.
+
+    Raises:
+        InputFileError: ``where`` (the file and line, say), the field and the bad value.
+    """
+    event = record.get("event", "epoch")
+    if not isinstance(event, str):
+        raise InputFileError(f"{where}: field 'event' must be a string, got {shown(event)}")
+    if event not in ("epoch", "test"):
+        return record
+    if event == "epoch" and "epoch" not in record:
+        raise InputFileError(f"{where}: an epoch record needs the field 'epoch'")
+    epoch = record.get("epoch", 1)
+    if event == "epoch" and not (is_whole_number(epoch) and epoch >= 1):
+        raise InputFileError(
+            f"{where}: field 'epoch' must be a whole number of at least 1, got {shown(epoch)}"
+        )
+    for field in METRIC_FIELDS:
+        value = record.get(field)
+        if value is not None and not is_finite_number(value):
+            raise InputFileError(
+                f"{where}: field '{field}' must be a finite number or null, got {shown(value)}"
+            )
+    return record
+
+
+def is_whole_number(value: Any) -> bool:
+    """Whether ``value`` is a JSON integer (not a boolean)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a JSON number (not a boolean) other than NaN and ±Infinity."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def shown(value: Any) -> str:
+    """``value`` as it reads in JSON: ``"three"``, ``NaN``, ``null``."""
+    return json.dumps(value)
 
 
 def epoch_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -343,7 +343,7 @@ def _type_word(kind: str) -> str:
     base = kind.split(" ")[0]
     return {
         "tuple[int,": "list of integers",
-        "int": "integer",
+        "int": "whole number",
         "float": "number",
         "bool": "true or false",
         "Path": "path",

@@ -132,3 +132,21 @@ def test_version_and_bare_command(capsys):
     assert run(capsys, "--version")[:2] == (0, f"jaxmlp {__version__}\n")
     code, out, _ = run(capsys)
     assert code == 0 and "compare-grads" in out and "train" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed", "9223372036854775808"], "--seed must be in [0, 4294967296), got 9223372036854775808"),
+        (["--seed", "-1"], "--seed must be in [0, 4294967296), got -1"),
+        (["--batch-size", "99999999999999999999"], "--batch-size 99999999999999999999 and --coords 20 with --sizes 784,15,10 needs"),
+        (["--batch-size", "100000000"], "--batch-size 100000000 and --coords 20 with --sizes 784,15,10 needs 10,517,000,000,000 activations for finite differences, more than the 67,108,864 allowed"),
+        (["--coords", "0"], "--coords must be at least 1, got 0"),
+        (["--sizes", "784,100000000,10"], "--sizes 784,100000000,10 needs 79,500,000,010 parameters, more than the 16,777,216 allowed"),
+        (["--dropout", "nan"], "--dropout must be in [0, 1), got nan"),
+    ],
+)
+def test_out_of_range_values_are_refused_before_any_allocation(capsys, argv, message):
+    code, out, err = run(capsys, "compare-grads", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(f"jaxmlp: error: {message}") and err.count("\n") == 1

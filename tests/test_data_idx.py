@@ -75,8 +75,11 @@ VALID_LABELS = encode_idx(np.array([1, 2, 3], np.uint8))
         (b"\x00\x00\x08\x00", "zero dimensions"),
         (b"\x00\x00\x08\x03\x00\x00\x00\x01", "truncated IDX header"),
         (VALID_LABELS[:-1], "truncated: header declares shape (3,)"),
-        (VALID_LABELS + b"\x00\x00", "2 unexpected bytes after the data"),
-        (b"\x00\x00\x08\x02\xff\xff\xff\xff\xff\xff\xff\xff", "truncated: header declares shape"),
+        (VALID_LABELS + b"\x00\x00", "more data than its header declares (shape (3,), 11 bytes)"),
+        (
+            b"\x00\x00\x08\x02\xff\xff\xff\xff\xff\xff\xff\xff",
+            "header declares shape (4294967295, 4294967295) (18,446,744,065,119,617,025 bytes",
+        ),
     ],
     ids=[
         "empty",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 
 import numpy as np
 import pytest
@@ -195,3 +196,36 @@ def test_sixteen_bit_grayscale(tmp_path):
     pixels = images.load_digit(tmp_path / "deep.png")
     assert pixels.max() == pytest.approx(1.0)
     assert ink_box(pixels.reshape(28, 28))[0] == 20
+
+
+def encoded_digit(image_format: str, mode: str) -> bytes:
+    pixels = np.zeros((40, 30), np.float32)
+    pixels[10:30, 12:18] = 200.0
+    picture = Image.fromarray(pixels) if mode == "F" else Image.fromarray(pixels.astype(np.uint8))
+    buffer = io.BytesIO()
+    picture.convert(mode).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+ENCODED = {
+    (image_format, mode): encoded_digit(image_format, mode)
+    for image_format, mode in [("PNG", "L"), ("PNG", "RGBA"), ("JPEG", "RGB"), ("TIFF", "F"), ("GIF", "P")]
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    which=st.sampled_from(sorted(ENCODED)),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, 10_000)),
+)
+def test_damaged_pictures_raise_only_input_file_error_naming_the_file(tmp_path_factory, which, edits, cut):
+    content = bytearray(ENCODED[which])
+    for position, value in edits:
+        content[position % len(content)] = value
+    path = tmp_path_factory.mktemp("damaged") / "digit"
+    path.write_bytes(bytes(content[:cut] if cut is not None else content))
+    try:
+        images.load_digit(path)
+    except InputFileError as error:
+        assert str(error).startswith(f"image {path}: ") and "\n" not in str(error)

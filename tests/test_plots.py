@@ -153,3 +153,48 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'jaxmlp\[plot\]'"):
         plots.save_learning_curves(RECORDS, tmp_path / "curves.png")
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"event": "epoch", "epoch": "three"}, "field 'epoch' must be a whole number of at least 1, got \"three\""),
+        ({"epoch": 1.5}, "field 'epoch' must be a whole number of at least 1, got 1.5"),
+        ({"epoch": True}, "field 'epoch' must be a whole number of at least 1, got true"),
+        ({"epoch": 0}, "field 'epoch' must be a whole number of at least 1, got 0"),
+        ({"event": "epoch"}, "an epoch record needs the field 'epoch'"),
+        ({"epoch": 2, "val_accuracy": "0.9"}, "field 'val_accuracy' must be a finite number or null, got \"0.9\""),
+        ({"epoch": 2, "train_loss": float("nan")}, "field 'train_loss' must be a finite number or null, got NaN"),
+        ({"event": "test", "test_accuracy": [1]}, "field 'test_accuracy' must be a finite number or null, got [1]"),
+        ({"event": 7}, "field 'event' must be a string, got 7"),
+    ],
+)
+def test_read_metrics_log_names_the_line_and_the_bad_field(tmp_path, record, message):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps(RECORDS[0]) + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(InputFileError) as refused:
+        plots.read_metrics_log(path)
+    assert str(refused.value) == f"metrics file {path}, line 2: {message}"
+
+
+def test_records_of_other_events_are_not_looked_into(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    header = {"event": "header", "settings": {"epoch": "anything"}, "lr": "not plotted"}
+    path.write_text(json.dumps(header) + "\n" + json.dumps(RECORDS[0]) + "\n")
+    assert plots.read_metrics_log(path) == [header, RECORDS[0]]
+
+
+def test_plot_of_a_metrics_line_whose_epoch_is_not_a_number(tmp_path, capsys):
+    from jaxmlp.cli import main
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps(RECORDS[0]) + "\n" + json.dumps(dict(RECORDS[1], epoch="2")) + "\n")
+
+    code = main(["plot", str(path), "--out-dir", str(tmp_path / "plots")])
+
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"jaxmlp: error: metrics file {path}, line 2: field 'epoch' must be a whole number "
+        'of at least 1, got "2"\n'
+    )
+    assert not (tmp_path / "plots").exists()

@@ -3,18 +3,22 @@
 Command modules (``jaxmlp.cli.grads``, ``.data``, ...) register their commands on
 :data:`app`. :func:`main` runs it and turns every user-facing error into one line on
 standard error: bad arguments exit 2, other failures 1, Ctrl-C 130. An ``OSError`` that
-reaches it (an output file that cannot be written) is such a failure too.
+reaches it (an output file that cannot be written) is such a failure too. Warnings a user
+cannot act on (numpy's ``RuntimeWarning``s about overflow at ``--lr 1e308``, raised inside
+JAX) are silenced for the command's duration. The console script, :func:`jaxmlp.console.run`,
+calls :func:`main` after checking the environment.
 """
 
 from __future__ import annotations
 
-import sys
+import warnings
 from collections.abc import Sequence
 
 import typer
 
 from jaxmlp import __version__
-from jaxmlp.errors import ConfigError, JaxmlpError
+from jaxmlp.environment import first_line, require_backend
+from jaxmlp.errors import INTERRUPTED_EXIT_CODE, ConfigError, JaxmlpError, error_line
 
 app = typer.Typer(
     name="jaxmlp",
@@ -48,9 +52,25 @@ def _root(
         enable_compilation_cache()
 
 
+def run_explaining_jax_failures(argv: Sequence[str] | None) -> object:
+    """Runs :data:`app`, turning JAX's own failures into one line: a backend that cannot
+    start (a ``JAX_PLATFORMS`` naming an absent one) and memory XLA cannot allocate.
+
+    Commands call :func:`~jaxmlp.environment.require_backend` and check sizes before their
+    work; this covers any path that reaches JAX first or needs more than estimated.
+    """
+    try:
+        return app(args=argv, prog_name="jaxmlp", standalone_mode=False)
+    except (RuntimeError, AssertionError) as error:
+        require_backend()
+        if str(error).startswith("RESOURCE_EXHAUSTED"):
+            raise JaxmlpError(f"out of memory: {first_line(error)}") from None
+        raise
+
+
 def fail(message: str, exit_code: int = 1) -> int:
     """Prints ``message`` as one ``jaxmlp: error:`` line on standard error."""
-    typer.echo(f"jaxmlp: error: {message}", err=True)
+    typer.echo(error_line(message), err=True)
     return exit_code
 
 
@@ -70,8 +90,15 @@ def describe_os_error(error: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI on ``argv`` (default ``sys.argv[1:]``) and returns the exit code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return run_app(argv)
+
+
+def run_app(argv: Sequence[str] | None) -> int:
+    """Runs :data:`app`; every error it raises becomes one line and an exit code."""
     try:
-        result = app(args=argv, prog_name="jaxmlp", standalone_mode=False)
+        result = run_explaining_jax_failures(argv)
     except typer.TyperException as error:
         context = getattr(error, "ctx", None)
         where = f" (see '{context.command_path} --help')" if context is not None else ""
@@ -81,12 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JaxmlpError as error:
         return fail(str(error), error.exit_code)
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return fail("interrupted", INTERRUPTED_EXIT_CODE)
     except OSError as error:
         return fail(describe_os_error(error))
+    if result == INTERRUPTED_EXIT_CODE:  # Typer's silent answer to Ctrl-C inside a command
+        return fail("interrupted", INTERRUPTED_EXIT_CODE)
     return result if isinstance(result, int) else 0
-
-
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

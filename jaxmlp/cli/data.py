@@ -13,6 +13,8 @@ from jaxmlp.cli.options import DATA_SETTINGS, with_settings
 from jaxmlp.data import dataset_summary, download_dataset, format_summary
 from jaxmlp.runs import load_settings_data
 from jaxmlp.settings import Settings
+from jaxmlp.data.sources import get_spec, user_cache_dir
+from jaxmlp.outputs import check_outputs
 
 
 @app.command("download")
@@ -29,6 +31,7 @@ def download(
     (comma-separated base URLs) replace them.
     """
     dataset = Settings(**(settings or {})).dataset
+    check_cache_files(dataset, cache_dir)
     for name, status in download_dataset(dataset, cache_dir).items():
         action = (
             f"downloaded from {status.downloaded_from}"
@@ -37,6 +40,13 @@ def download(
         )
         typer.echo(f"{name}: {action}, verified ({status.path})")
     return 0
+
+
+def check_cache_files(dataset: str, cache_dir: Path | None) -> None:
+    """Checks the paths of the dataset's files in the cache before anything is fetched."""
+    directory = cache_dir if cache_dir is not None else user_cache_dir(dataset)
+    label = "--cache-dir" if cache_dir is not None else "the data cache"
+    check_outputs({label: [directory / name for name in get_spec(dataset).files]})
 
 
 @app.command("data-info")

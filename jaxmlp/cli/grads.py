@@ -10,8 +10,17 @@ import typer
 
 from jaxmlp import gradcheck
 from jaxmlp.cli.app import app
-from jaxmlp.errors import ConfigError
+from jaxmlp.environment import require_backend
 from jaxmlp.model import INIT_SCHEMES, init_params, parse_sizes
+from jaxmlp.errors import ConfigError
+from jaxmlp.memory import check_elements
+from jaxmlp.settings import check_setting
+
+MAX_PARAMETERS = 1 << 24
+"""The most parameters a gradient check builds: 16.8 M, 134 MB a float64 copy."""
+MAX_ACTIVATIONS = 1 << 26
+"""The most activations it holds at once: 512 MiB in float64. Finite differences evaluate
+the batch (batch × the widths of all layers) twice per probed coordinate, all at once."""
 
 
 def random_batch(key: jax.Array, batch_size: int, n_in: int, num_classes: int):
@@ -20,6 +29,34 @@ def random_batch(key: jax.Array, batch_size: int, n_in: int, num_classes: int):
     x = jax.random.uniform(x_key, (batch_size, n_in), jnp.float32)
     y = jax.random.randint(y_key, (batch_size,), 0, num_classes)
     return x, y
+
+
+def check_arguments(
+    layer_widths: tuple[int, ...],
+    batch_size: int,
+    seed: int,
+    coords: int,
+    dropout: float,
+    label_smoothing: float,
+) -> None:
+    """Refuses, before anything is allocated, values JAX cannot take or memory cannot hold."""
+    check_setting("seed", seed)
+    check_setting("batch_size", batch_size)
+    check_setting("dropout", dropout)
+    check_setting("label_smoothing", label_smoothing)
+    if coords < 1:
+        raise ConfigError(f"must be at least 1, got {coords}", setting="coords")
+    shown = ",".join(map(str, layer_widths))
+    pairs = list(zip(layer_widths, layer_widths[1:]))
+    leaves = [size for n_in, n_out in pairs for size in (n_in * n_out, n_out)]
+    check_elements(f"--sizes {shown}", sum(leaves), MAX_PARAMETERS, "parameters")
+    probed = sum(min(coords, size) for size in leaves)
+    check_elements(
+        f"--batch-size {batch_size} and --coords {coords} with --sizes {shown}",
+        2 * probed * batch_size * sum(layer_widths),
+        MAX_ACTIVATIONS,
+        "activations for finite differences",
+    )
 
 
 @app.command("compare-grads")
@@ -46,8 +83,8 @@ def compare_grads(
     1 when any fails, 2 on bad arguments.
     """
     layer_widths = parse_sizes(sizes)
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    check_arguments(layer_widths, batch_size, seed, coords, dropout, label_smoothing)
+    require_backend()
     param_key, data_key, check_key = jax.random.split(jax.random.key(seed), 3)
     params = init_params(param_key, layer_widths, init)
     x, y = random_batch(data_key, batch_size, layer_widths[0], layer_widths[-1])

@@ -9,6 +9,7 @@ import typer
 
 from jaxmlp import parallel
 from jaxmlp.cli.app import app
+from jaxmlp.environment import require_backend
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -36,10 +37,14 @@ def info_command(
 ) -> int:
     """Show the jax/jaxlib versions, the backend, and every device with its process.
 
-    Exit code 0, or 2 when --platform names a backend that is not available here.
+    Exit code 0, or 2 when --platform (or JAX_PLATFORMS) names a backend that is not
+    available here.
     """
     parallel.configure_backend(platform, None)
-    parallel.check_platform(platform)
+    if platform is None:
+        require_backend()
+    else:
+        parallel.check_platform(platform)
     report = parallel.backend_report()
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0

@@ -12,6 +12,7 @@ import typer
 from jaxmlp import parallel, runs
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
+from jaxmlp.outputs import check_outputs
 from jaxmlp.settings import PRESET_NAMES
 
 Preset = enum.Enum("Preset", {name: name for name in PRESET_NAMES}, type=str)
@@ -58,6 +59,7 @@ def train_command(
     Epochs report the validation split; the test split is reported once, at the end.
     Exit codes: 0 done, 1 diverged or data/checkpoint problem, 2 bad arguments, 130 Ctrl-C.
     """
+    check_outputs({"--save": save, "--metrics-out": metrics_out})
     run = runs.RunOptions(
         preset=Preset(preset).value,
         explicit=settings or {},

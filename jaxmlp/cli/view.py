@@ -15,9 +15,12 @@ from rich.console import Console
 from jaxmlp import plots, viz
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import DATA_SETTINGS, with_settings
+from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, InputFileError
 from jaxmlp.evaluation import evaluate_params, evaluation_report, predict_images
+from jaxmlp.files import atomic_write
 from jaxmlp.images import load_digit
+from jaxmlp.outputs import check_outputs
 from jaxmlp.runs import (
     class_names_of,
     load_image_classifier,
@@ -95,6 +98,13 @@ def note_limit(model, examples: int, split: str) -> None:
         )
 
 
+def plot_files(
+    directory: Path | None, names: tuple[str, ...] = plots.ALL_PLOTS
+) -> list[Path] | None:
+    """The PNG files a plot directory receives (``None`` without a directory)."""
+    return None if directory is None else [directory / name for name in names]
+
+
 def report_written(paths: list[Path], *, stderr: bool = False) -> None:
     """Prints one ``wrote PATH`` line per file written."""
     for path in paths:
@@ -115,6 +125,8 @@ def evaluate(
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on a split."""
     if plot_dir is not None:
         plots.require_matplotlib()
+    check_outputs({"--plot-dir": plot_files(plot_dir)})
+    require_backend()
     model = load_image_classifier(checkpoint)
     dataset = load_training_data(model, settings)
     examples = split_of(dataset, split.value)
@@ -172,6 +184,7 @@ def predict(
         raise ConfigError("give IMAGE files or --index, not both")
     if not images and not index:
         raise ConfigError("give one or more IMAGE files, or --index N for a dataset example")
+    require_backend()
     model = load_image_classifier(checkpoint)
     if images:
         class_names = class_names_of(model)
@@ -221,6 +234,7 @@ def show(
     The terminal drawing uses Unicode half-blocks (two pixels a character):
     in gray levels where the terminal shows colour, else in black and white.
     """
+    check_outputs({"--out": out})
     data = load_settings_data(Settings(**(settings or {})))
     examples = split_of(data, split.value)
     chosen = example_indices(index, count, len(examples.labels), split.value)
@@ -234,7 +248,8 @@ def show(
         terminal.print(viz.digit_gallery(pictures, captions, color=has_color(terminal)))
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    viz.digit_grid_image(pictures, captions, scale=scale).save(out, format="PNG")
+    with atomic_write(out) as file:
+        viz.digit_grid_image(pictures, captions, scale=scale).save(file, format="PNG")
     report_written([out])
 
 
@@ -259,7 +274,10 @@ def plot(
     plots.require_matplotlib()
     if not source.is_file():
         raise InputFileError(f"{source} does not exist or is not a file")
-    if not zipfile.is_zipfile(source):
+    is_metrics_file = not zipfile.is_zipfile(source)
+    written_names = (plots.LEARNING_CURVES,) if is_metrics_file else plots.ALL_PLOTS
+    check_outputs({"--out-dir": plot_files(out_dir, written_names)})
+    if is_metrics_file:
         written = [
             plots.save_learning_curves(
                 plots.read_metrics_log(source), out_dir / plots.LEARNING_CURVES
@@ -267,6 +285,7 @@ def plot(
         ]
         report_written(written)
         return
+    require_backend()
     model = load_image_classifier(source)
     data = load_training_data(model, settings)
     examples = split_of(data, split.value)
