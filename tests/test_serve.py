@@ -273,11 +273,11 @@ def test_a_body_over_the_size_cap_gets_413(server):
 
 
 def test_http_level_mistakes_get_json_errors(server):
-    plain = {"Content-Type": "text/plain"}
+    plain, json_type = {"Content-Type": "text/plain"}, {"Content-Type": "application/json"}
     body = json.dumps(GOOD).encode()
     assert request(server, "POST", "/api/predict", body, plain)[0] == 415
     assert request(server, "GET", "/api/predict")[0] == 405
-    assert request(server, "POST", "/api/info", b"{}", {"Content-Type": "application/json"})[0] == 405
+    assert request(server, "POST", "/api/info", b"{}", json_type)[0] == 405
     status, kind, answer = request(server, "GET", "/nowhere")
     assert (status, kind) == (404, "application/json") and "/nowhere" in answer["error"]
     assert request(server, "GET", "/static/../lab.py")[0] == 404

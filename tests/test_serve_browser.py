@@ -46,6 +46,9 @@ PAGE_STATE = """() => {
 CANVAS_PIXELS = """(canvas) => Array.from(
   canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data)"""
 
+ALL_WHITE = """(canvas) => canvas.getContext("2d")
+  .getImageData(0, 0, canvas.width, canvas.height).data.every((v) => v === 255)"""
+
 
 def canvas_rgb(locator) -> np.ndarray:
     """The pixels of a canvas on the page, ``(H·W, 3)`` RGB."""
@@ -133,3 +136,15 @@ def test_one_sgd_step_raises_the_chosen_labels_probability(page):
     assert page.evaluate("() => window.jaxmlpLab.probabilities") == probabilities
     page.locator('#labels button[data-label=""]').click()
     screenshot.wait_until_shown(page)
+
+
+def test_clear_empties_the_pad_and_the_answers(page):
+    page.locator("#clear").click()
+    screenshot.wait_until_shown(page)
+    state = page.evaluate(PAGE_STATE)
+    assert state["pixels"] is None and state["prediction"] is None
+    assert page.locator("#prediction").inner_text() == "–"
+    assert page.locator("#units .unit").count() == 0
+    assert page.locator("#pad").evaluate(ALL_WHITE)
+    screenshot.draw(page, screenshot.THREE)
+    assert page.evaluate(PAGE_STATE)["prediction"] is not None

@@ -91,6 +91,7 @@ pad.addEventListener("pointerdown", (event) => {
   pen.arc(last[0], last[1], PEN_WIDTH / 2, 0, 2 * Math.PI);
   pen.fill();
   lab.strokes += 1;
+  lab.lastStep = null; // its before-and-after belong to the digit as it was
   changed();
 });
 
@@ -116,6 +117,7 @@ for (const type of ["pointerup", "pointercancel"]) {
 $("clear").addEventListener("click", () => {
   clearPad();
   lab.strokes = 0;
+  lab.lastStep = null;
   changed();
 });
 
