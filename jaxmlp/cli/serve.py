@@ -19,12 +19,12 @@ def serve(
     ),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free one)."),
 ) -> None:
-    """A local web page: draw a digit, see what the network sees and predicts, and run
-    backpropagation on it.
+    """Draw a digit in the browser and watch BP1–BP4 run on it.
 
-    The page shows the 28×28 image (preprocessed as by 'jaxmlp predict'), the class
-    probabilities, the hidden activations, BP1–BP4 for a label you pick, and takes SGD
-    steps on your digit in memory (the checkpoint file is never written). Ctrl-C stops it.
+    The page shows the 28×28 image the network sees (as 'jaxmlp predict'
+    makes it), the class probabilities, the hidden activations, and
+    BP1–BP4 for a label you pick. It takes SGD steps on your digit in
+    memory; the checkpoint file is never written. Ctrl-C stops it.
     """
     model = load_image_classifier(checkpoint)
     lab = DigitLab(model.params, class_names_of(model), str(checkpoint))
