@@ -290,6 +290,17 @@ def test_http_level_mistakes_get_json_errors(server):
     assert post(server, "/api/predict", GOOD)[0] == 200
 
 
+def test_an_unexpected_failure_gets_500_and_the_server_keeps_serving(server, lab, monkeypatch):
+    def broken(pixels):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lab, "predict", broken)
+    status, answer = post(server, "/api/predict", GOOD)
+    assert status == 500 and answer == {"error": "RuntimeError: boom"}
+    monkeypatch.undo()
+    assert post(server, "/api/predict", GOOD)[0] == 200
+
+
 def test_concurrent_requests_are_all_answered_and_every_step_counts(server):
     pixels = digit_pixels(3).tolist()
 

@@ -220,18 +220,16 @@ class LabRequestHandler(BaseHTTPRequestHandler):
                 status = HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND
                 raise RequestError(status, f"{path} takes GET" if known else f"no such API: {path}")
             answer = route(self.server.lab, parse_json(body))
+            encoded = json.dumps(answer, allow_nan=False).encode()
         except RequestError as error:
             self.send_error_json(error.status, str(error))
-            return
-        except DivergenceError as error:
-            self.send_error_json(HTTPStatus.BAD_REQUEST, str(error))
             return
         except Exception as error:  # a bug: say so, answer, and keep serving
             message = f"{type(error).__name__}: {error}"
             print(f"jaxmlp serve: {path}: {message}", file=sys.stderr)
             self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, message)
             return
-        self.send_json(HTTPStatus.OK, answer)
+        self.send_body(HTTPStatus.OK, encoded, "application/json")
 
     def read_body(self) -> bytes:
         """The request body, after checking its declared length and type."""
@@ -294,7 +292,10 @@ def step(lab: DigitLab, request: dict[str, Any]) -> dict[str, Any]:
     label = parse_label(request, lab.num_classes)
     if label is None:
         raise RequestError(HTTPStatus.BAD_REQUEST, 'a step needs a "label"')
-    return lab.step(pixels, label, parse_learning_rate(request))
+    try:
+        return lab.step(pixels, label, parse_learning_rate(request))
+    except DivergenceError as error:
+        raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
 
 
 def reset(lab: DigitLab, request: dict[str, Any]) -> dict[str, Any]:
