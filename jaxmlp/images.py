@@ -17,9 +17,11 @@ JPEG of any size and either polarity:
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -58,6 +60,15 @@ def load_digit(path: str | os.PathLike) -> np.ndarray:
         raise InputFileError(f"image {path}: {error}") from None
 
 
+def digit_from_bytes(data: bytes) -> np.ndarray:
+    """:func:`load_digit` for an encoded image held in memory (a PNG drawn in a browser).
+
+    Raises:
+        InputFileError: The bytes are not an image, too large, or blank.
+    """
+    return preprocess_digit(decode_grayscale(io.BytesIO(data))).reshape(-1)
+
+
 def read_grayscale(path: str | os.PathLike) -> np.ndarray:
     """Decodes an image file to its luminance, a float32 ``(H, W)`` array in [0, 1].
 
@@ -69,10 +80,19 @@ def read_grayscale(path: str | os.PathLike) -> np.ndarray:
         raise InputFileError("no such file")
     if not path.is_file():
         raise InputFileError("not a file")
+    return decode_grayscale(path)
+
+
+def decode_grayscale(source: Path | BinaryIO) -> np.ndarray:
+    """Decodes an image (a file path or a binary stream) to its luminance in [0, 1].
+
+    Raises:
+        InputFileError: Unreadable, not an image, or too large.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 check_pixel_count(image.size)
                 upright = ImageOps.exif_transpose(image)
                 return grayscale_pixels(shrink_to_working_size(upright))
