@@ -67,24 +67,25 @@ class Evaluation:
         return class_scores(self.confusion)
 
 
-def map_in_chunks(
-    fn: Callable[[jax.Array], jax.Array], images: jax.Array, chunk: int = EVAL_CHUNK
-) -> jax.Array:
-    """``fn`` over the rows of ``images`` in chunks of ``chunk`` (inside ``jit``).
+def map_in_chunks(fn: Callable[[Any], Any], tree: Any, chunk: int = EVAL_CHUNK) -> Any:
+    """``fn`` over the leading axis of every leaf of ``tree``, ``chunk`` rows at a time.
 
-    The full chunks run in one ``lax.map``, the remainder as one more call; the outputs
-    are concatenated along the first axis.
+    Inside ``jit``: the full chunks run in one ``lax.map``, the remainder as one more call,
+    and the outputs are concatenated along the leading axis. ``fn`` maps a chunk (a tree
+    of leaves with ``chunk`` rows) to a tree of outputs with as many rows.
     """
-    num_examples = images.shape[0]
-    full, rest = divmod(num_examples, chunk)
+    num_rows = jax.tree.leaves(tree)[0].shape[0]
+    full, rest = divmod(num_rows, chunk)
     outputs = []
     if full:
-        chunks = images[: full * chunk].reshape(full, chunk, *images.shape[1:])
+        chunks = jax.tree.map(lambda a: a[: full * chunk].reshape(full, chunk, *a.shape[1:]), tree)
         mapped = jax.lax.map(fn, chunks)
-        outputs.append(mapped.reshape(full * chunk, *mapped.shape[2:]))
+        outputs.append(jax.tree.map(lambda a: a.reshape(full * chunk, *a.shape[2:]), mapped))
     if rest:
-        outputs.append(fn(images[full * chunk :]))
-    return jnp.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+        outputs.append(fn(jax.tree.map(lambda a: a[full * chunk :], tree)))
+    if len(outputs) == 1:
+        return outputs[0]
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
 
 
 def chunked_log_probabilities(
