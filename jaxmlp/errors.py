@@ -77,17 +77,25 @@ class TrainingInterrupted(JaxmlpError):
     Args:
       completed_epoch: the last epoch that was complete (``None``: none was).
       saved: ``(path, epoch)`` of the checkpoint written last, if any.
+      done: says how far the work got, instead of ``completed_epoch``.
     """
 
     exit_code = INTERRUPTED_EXIT_CODE
 
-    def __init__(self, completed_epoch: int | None, saved: tuple[object, int] | None = None):
+    def __init__(
+        self,
+        completed_epoch: int | None,
+        saved: tuple[object, int] | None = None,
+        *,
+        done: str | None = None,
+    ):
         self.completed_epoch = completed_epoch
         self.saved = saved
-        done = (
-            f"after epoch {completed_epoch}"
-            if completed_epoch is not None
-            else "before the first epoch ended"
-        )
+        if done is None:
+            done = (
+                f"after epoch {completed_epoch}"
+                if completed_epoch is not None
+                else "before the first epoch ended"
+            )
         where = f"; {saved[0]} holds epoch {saved[1]}" if saved is not None else ""
         super().__init__(f"interrupted {done}{where}")

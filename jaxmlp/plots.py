@@ -29,6 +29,8 @@ LEARNING_CURVES = "learning_curves.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
 FIRST_LAYER_WEIGHTS = "first_layer_weights.png"
 MISCLASSIFIED = "misclassified.png"
+SWEEP_CURVES = "sweep_curves.png"
+SWEEP_ROWS_DRAWN = 10
 ALL_PLOTS = (LEARNING_CURVES, CONFUSION_MATRIX, FIRST_LAYER_WEIGHTS, MISCLASSIFIED)
 METRIC_FIELDS = (
     "train_loss",
@@ -202,6 +204,37 @@ def save_learning_curves(records: Sequence[dict[str, Any]], path: str | os.PathL
         axes.legend()
     if accuracy_axes.lines:
         accuracy_axes.yaxis.set_major_formatter(lambda value, _: f"{100 * value:.1f}%")
+    return save_figure(figure, path)
+
+
+def save_sweep_curves(
+    rows: Sequence[Sequence[Sequence[dict[str, Any]]]], labels: Sequence[str], path: str | os.PathLike
+) -> Path:
+    """Validation accuracy per epoch of each setting of a sweep: the mean over its runs as a
+    line, the runs' minimum to maximum as a band (the first :data:`SWEEP_ROWS_DRAWN` rows).
+
+    Args:
+      rows: per setting, the epoch records of each of its runs.
+      labels: per setting, its legend text.
+    """
+    figure = new_figure(8, 4.8)
+    axes = figure.subplots()
+    for histories, label in list(zip(rows, labels))[:SWEEP_ROWS_DRAWN]:
+        epochs = min((len(history) for history in histories if history), default=0)
+        if not epochs:
+            continue
+        values = np.array(
+            [[record["val_accuracy"] for record in history[:epochs]] for history in histories if history]
+        )
+        x = np.arange(1, epochs + 1)
+        (line,) = axes.plot(x, values.mean(axis=0), "-o", markersize=3, label=label)
+        axes.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+    axes.set_title("Validation accuracy: mean over seeds, band from min to max")
+    axes.set_xlabel("epoch")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.yaxis.set_major_formatter(lambda value, _: f"{100 * value:.1f}%")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
     return save_figure(figure, path)
 
 

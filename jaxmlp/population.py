@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from jaxmlp.errors import ConfigError
 from jaxmlp.evaluation import EVAL_CHUNK, chunked_log_probabilities, map_in_chunks
@@ -47,10 +48,12 @@ from jaxmlp.train import (
     epoch_key,
     epoch_record,
     make_epoch_body,
+    reported_rate,
     steps_per_epoch,
     unsharded,
 )
 
+MEMBER_AXIS = "members"
 EVAL_ACTIVATIONS = 1 << 24
 """Activations (floats) one evaluation chunk of the whole population may hold."""
 MEMBER_CHUNK = 16
@@ -78,21 +81,19 @@ def member_evaluation_chunk(members: int, sizes: Sequence[int]) -> int:
 
 
 def make_population_epoch(
-    program: Program, per_epoch: int, image_shape: tuple[int, int] | None, member_sharding=None
+    program: Program, per_epoch: int, image_shape: tuple[int, int] | None, mesh: Mesh | None = None
 ):
     """``epoch(population, values, limits, images, labels, keys) -> (population, metrics)``.
 
-    Compiled. ``values`` and ``keys`` have a member axis; ``limits`` are the members'
-    divergence limits. A member whose epoch loss is not finite or above its limit keeps its
-    old state and is marked not alive; so is one that was not alive before.
+    Compiled. ``values``, ``limits`` (the members' divergence limits) and ``keys`` have a
+    member axis. A member whose epoch loss is not finite or above its limit keeps its old
+    state and is marked not alive; so is one that was not alive before. With a ``mesh``
+    (one axis, :data:`MEMBER_AXIS`), each device trains its share of the members
+    (``jax.shard_map``): members are independent, so nothing crosses between devices.
     """
     body = jax.vmap(make_epoch_body(program, per_epoch, image_shape), in_axes=(0, 0, None, None, 0))
 
     def epoch(population: PopulationState, values, limits, images, labels, keys):
-        if member_sharding is not None:
-            population, values, keys = jax.lax.with_sharding_constraint(
-                (population, values, keys), member_sharding
-            )
 
         def train_chunk(chunk):
             state, chunk_values, chunk_keys = chunk
@@ -110,6 +111,14 @@ def make_population_epoch(
         state = jax.tree.map(keep_alive, state, population.train)
         return PopulationState(state, alive), metrics
 
+    if mesh is not None:
+        members, shared = PartitionSpec(MEMBER_AXIS), PartitionSpec()
+        epoch = jax.shard_map(
+            epoch,
+            mesh=mesh,
+            in_specs=(members, members, members, shared, shared, members),
+            out_specs=(members, members),
+        )
     return jax.jit(epoch)
 
 
@@ -143,6 +152,7 @@ class PopulationTrainer:
     evaluate: Callable
     data: dict[str, tuple[jax.Array, jax.Array]]
     num_classes: int
+    mesh: Mesh | None = None
 
     @property
     def size(self) -> int:
@@ -154,7 +164,14 @@ class PopulationTrainer:
         keys = jax.vmap(jax.random.key)(jnp.asarray(self.seeds))
         params = jax.vmap(lambda key: init_params(key, self.program.sizes, self.program.init))(keys)
         opt_state = jax.vmap(self.tx.init)(params)
-        return PopulationState(TrainState(params, opt_state), jnp.ones(self.size, bool))
+        state = PopulationState(TrainState(params, opt_state), jnp.ones(self.size, bool))
+        return self.place_members(state)
+
+    def place_members(self, tree):
+        """Splits the member axis of every leaf over the mesh's devices (no mesh: as is)."""
+        if self.mesh is None:
+            return tree
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(MEMBER_AXIS)))
 
     def member_state(self, population: PopulationState, index: int) -> TrainState:
         """Member ``index``'s training state (host arrays)."""
@@ -170,25 +187,53 @@ class PopulationTrainer:
 
     def epoch_keys(self, epoch: int) -> jax.Array:
         """Each member's key of ``epoch``: :func:`~jaxmlp.train.epoch_key` of its seed."""
-        return jax.vmap(lambda seed: epoch_key(seed, epoch))(jnp.asarray(self.seeds))
+        return self.place_members(
+            jax.vmap(lambda seed: epoch_key(seed, epoch))(jnp.asarray(self.seeds))
+        )
 
 
-def prepare_population(members: Sequence[Settings], dataset) -> PopulationTrainer:
+def member_mesh(devices: int | None) -> Mesh | None:
+    """A mesh of ``devices`` devices (all if ``None``) over the member axis; ``None`` for one."""
+    available = jax.devices()
+    count = len(available) if devices is None else devices
+    if count > len(available):
+        raise ConfigError(
+            f"is {count} but only {len(available)} {jax.default_backend()} devices are visible",
+            setting="devices",
+        )
+    if count == 1:
+        return None
+    return jax.make_mesh((count,), (MEMBER_AXIS,), (AxisType.Auto,), devices=available[:count])
+
+
+def prepare_population(
+    members: Sequence[Settings], dataset, *, mesh: Mesh | None = None
+) -> PopulationTrainer:
     """Builds what training ``members`` together needs; they must share one program.
+
+    With a ``mesh`` (:func:`member_mesh`), the members are spread over its devices; their
+    number must divide by the devices'.
 
     Raises:
       ConfigError: no members, members of different programs, settings that do not fit
-        the data.
+        the data, members that do not divide among the devices.
     """
     members = tuple(members)
     if not members:
         raise ConfigError("a population needs at least one member")
+    if mesh is not None and len(members) % mesh.devices.size:
+        raise ConfigError(
+            f"{len(members)} members do not divide among {mesh.devices.size} devices"
+        )
     program = program_of(list(members))
     check_fits_data(members[0], dataset)
     per_epoch = steps_per_epoch(len(dataset.train), program.batch_size, program.drop_last)
     values = run_values(list(members), per_epoch)
     first_values = jax.tree.map(lambda column: column[0], values)
-    return PopulationTrainer(
+    shared = (lambda a: a) if mesh is None else (
+        lambda a: jax.device_put(a, NamedSharding(mesh, PartitionSpec()))
+    )
+    trainer = PopulationTrainer(
         members=members,
         program=program,
         values=values,
@@ -199,14 +244,18 @@ def prepare_population(members: Sequence[Settings], dataset) -> PopulationTraine
             learning_rate_schedule(program, member.values(per_epoch), per_epoch)
             for member in members
         ),
-        run_epoch=make_population_epoch(program, per_epoch, getattr(dataset, "image_shape", None)),
+        run_epoch=make_population_epoch(
+            program, per_epoch, getattr(dataset, "image_shape", None), mesh
+        ),
         evaluate=make_population_totals(len(members), program.sizes),
         data={
-            name: (jnp.asarray(split.images), jnp.asarray(split.labels))
+            name: (shared(jnp.asarray(split.images)), shared(jnp.asarray(split.labels)))
             for name, split in dataset.splits.items()
         },
         num_classes=dataset.num_classes,
+        mesh=mesh,
     )
+    return dataclasses.replace(trainer, values=trainer.place_members(values))
 
 
 @dataclasses.dataclass
@@ -261,7 +310,7 @@ def fit_population(
     records); ``on_epoch`` sees the result so far after each epoch.
     """
     population = trainer.initial_state()
-    limits = jnp.asarray(trainer.divergence_limits(population.train.params))
+    limits = trainer.place_members(jnp.asarray(trainer.divergence_limits(population.train.params)))
     train_x, train_y = trainer.data["train"]
     result = PopulationResult(
         population, [[] for _ in trainer.members], [None] * trainer.size, None, 0
@@ -282,7 +331,7 @@ def fit_population(
                 if not alive[index]:
                     continue
                 member_totals = EpochMetrics(*(np.asarray(t)[index] for t in totals))
-                lr = float(trainer.schedules[index](epoch * trainer.steps_per_epoch))
+                lr = reported_rate(trainer.schedules[index](epoch * trainer.steps_per_epoch))
                 record = epoch_record(
                     epoch + 1, member_totals, lr, seconds, validation and validation[index]
                 )

@@ -38,7 +38,7 @@ from jaxmlp import backprop
 from jaxmlp.augment import drop_inputs, shift_images, shuffled_indices
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
 from jaxmlp.evaluation import make_split_totals
-from jaxmlp.model import Params, hidden_dropout_masks, init_params, mixed_targets
+from jaxmlp.model import Params, first_argmax, hidden_dropout_masks, init_params, mixed_targets
 from jaxmlp.optim import learning_rate_schedule, make_optimizer
 from jaxmlp.settings import Program, RunValues, Settings
 
@@ -115,7 +115,7 @@ def make_train_step(
         (loss, logits), grads = loss_logits_and_grad(state.params, x, targets, masks)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        correct = jnp.sum(jnp.argmax(logits, axis=-1) == y)
+        correct = jnp.sum(first_argmax(logits) == y)
         return TrainState(params, opt_state), (loss * x.shape[0], correct)
 
     return step
@@ -147,7 +147,8 @@ def make_epoch_body(
 
             def body(state, inputs):
                 batch_indices, batch_key = inputs
-                x, y = images[batch_indices], labels[batch_indices]
+                x = images.at[batch_indices].get(mode="promise_in_bounds")
+                y = labels.at[batch_indices].get(mode="promise_in_bounds")
                 return step(state, values, x, y, batch_key)
 
             batches = order[: full * batch_size].reshape(full, batch_size)
@@ -213,6 +214,11 @@ def split_totals(evaluate, params: Params, images, labels, name: str) -> dict[st
         f"{name}_correct": int(correct),
         f"{name}_total": total,
     }
+
+
+def reported_rate(value) -> float:
+    """A float32 learning rate as its shortest decimal (``0.1``, not ``0.10000000149``)."""
+    return float(str(np.float32(value)))
 
 
 def epoch_record(
@@ -301,7 +307,7 @@ class Trainer:
 
     def learning_rate(self, epoch: int) -> float:
         """The learning rate at the first step of ``epoch`` (0-based)."""
-        return float(self.schedule(epoch * self.steps_per_epoch))
+        return reported_rate(self.schedule(epoch * self.steps_per_epoch))
 
     def divergence_limit(self, params: Params) -> float:
         """:func:`divergence_limit` for a run starting from ``params``."""
