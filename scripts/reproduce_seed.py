@@ -26,9 +26,8 @@ from _common import (
 )
 
 from jaxmlp.data import load_dataset
-from jaxmlp.errors import DivergenceError
 from jaxmlp.settings import Settings
-from jaxmlp.train import fit, prepare
+from jaxmlp.sweep import run_sweep
 
 SEED_DOCUMENT_ACCURACY = {0.1: 0.9190, 0.5: 0.8669}
 """The final test accuracy the seed document printed for each learning rate (one run each)."""
@@ -45,14 +44,17 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def train_once(config: Settings, dataset) -> dict[str, Any]:
-    """One run's final test accuracy (``None`` if it diverged) and seconds."""
-    began = time.perf_counter()
-    try:
-        accuracy = fit(prepare(config, dataset)).test["test_accuracy"]
-    except DivergenceError:
-        accuracy = None
-    return {"seed": config.seed, "test_accuracy": accuracy, "seconds": time.perf_counter() - began}
+def train_all(members: list[Settings], dataset) -> list[dict[str, Any]]:
+    """Every run's final test accuracy (``None`` if it diverged), as one sweep: the runs
+    share one program and train together as one population."""
+    outcome = run_sweep(members, dataset)
+    return [
+        {
+            "seed": member.seed,
+            "test_accuracy": None if result.diverged is not None else result.test_accuracy,
+        }
+        for member, result in zip(members, outcome.results)
+    ]
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -129,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds_header = f"per seed ({', '.join(map(str, args.seeds))})"
     print(f"{'':<9}{'mean ± sd (jaxmlp)':>20}{'seed document':>16}   {seeds_header}")
     experiments = []
-    for lr in SEED_DOCUMENT_ACCURACY:
-        runs = [train_once(base.replace(lr=lr, seed=seed), dataset) for seed in args.seeds]
+    members = [base.replace(lr=lr, seed=seed) for lr in SEED_DOCUMENT_ACCURACY for seed in args.seeds]
+    outcomes = train_all(members, dataset)
+    for position, lr in enumerate(SEED_DOCUMENT_ACCURACY):
+        runs = outcomes[position * len(args.seeds) : (position + 1) * len(args.seeds)]
         summary = summarise(runs)
         experiments.append(
             {"lr": lr, "seed_document": SEED_DOCUMENT_ACCURACY[lr], "runs": runs, **summary}

@@ -1,0 +1,193 @@
+"""Populations and sweeps: a member is its solo run; divergence is per member; the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
+from helpers import blobs_dataset
+
+from jaxmlp import population, sweep, train
+from jaxmlp.checkpoint import load_checkpoint
+from jaxmlp.cli import main
+from jaxmlp.errors import ConfigError
+from jaxmlp.settings import Settings
+
+
+def small(**changes) -> Settings:
+    values = dict(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16, lr=0.1)
+    return Settings(**{**values, **changes})
+
+
+def relative_difference(a, b) -> float:
+    """Max over leaves of ``max|a − b| / max|b|``."""
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y))) / np.max(np.abs(np.asarray(y))))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
+
+
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+def test_a_member_is_its_solo_run_whatever_its_values(grad):
+    dataset = blobs_dataset(num_train=200)
+    members = [
+        small(grad=grad, optimizer="momentum", seed=0, lr=0.1),
+        small(grad=grad, optimizer="momentum", seed=1, lr=0.2, dropout=0.2, weight_decay=1e-3),
+        small(grad=grad, optimizer="momentum", seed=2, lr=0.05, label_smoothing=0.1,
+              input_dropout=0.1, momentum=0.5, warmup_epochs=0.5),
+    ]
+    trainer = population.prepare_population(members, dataset)
+    result = population.fit_population(trainer)
+    for index, member in enumerate(members):
+        solo = train.fit(train.prepare(member, dataset))
+        assert relative_difference(trainer.member_state(result.state, index).params, solo.params) <= 1e-5
+        assert result.test[index]["test_correct"] == solo.test["test_correct"]
+        assert [r["val_correct"] for r in result.histories[index]] == [
+            r["val_correct"] for r in solo.history
+        ]
+
+
+def test_members_of_different_programs_are_refused():
+    with pytest.raises(ConfigError, match="batch_size must be the same"):
+        population.prepare_population([small(), small(batch_size=8)], blobs_dataset())
+
+
+def test_a_diverging_member_is_frozen_and_the_others_do_not_notice():
+    dataset = blobs_dataset(num_train=200)
+    calm = [small(seed=0), small(seed=1)]
+    with_bad = population.fit_population(
+        population.prepare_population([*calm, small(seed=2, lr=1e30)], dataset)
+    )
+    with_good = population.fit_population(
+        population.prepare_population([*calm, small(seed=2)], dataset)
+    )
+    assert with_bad.diverged == [None, None, 1] and with_good.diverged == [None, None, None]
+    for index in range(2):
+        for a, b in zip(jax.tree.leaves(with_bad.state.train.params), jax.tree.leaves(with_good.state.train.params)):
+            np.testing.assert_array_equal(np.asarray(a)[index], np.asarray(b)[index])
+        assert with_bad.test[index] == with_good.test[index]
+    frozen = [np.asarray(leaf)[2] for leaf in jax.tree.leaves(with_bad.state.train.params)]
+    assert all(np.isfinite(leaf).all() for leaf in frozen)
+    assert with_bad.histories[2] == []
+
+
+@pytest.mark.parametrize(
+    "name, text, values",
+    [
+        ("lr", "0.1, 0.5", [0.1, 0.5]),
+        ("seed", "0-3,7", [0, 1, 2, 3, 7]),
+        ("sizes", "784,15,10;784,30,10", [(784, 15, 10), (784, 30, 10)]),
+        ("optimizer", "sgd,adam", ["sgd", "adam"]),
+    ],
+)
+def test_grid_axes_parse(name, text, values):
+    assert sweep.parse_axis(name, text) == values
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lr", "0.1,"], "--lr has an empty value in '0.1,'"),
+        (["--seed", "0-x"], "--seed has '0-x', not a range such as 0-4"),
+        (["--seed", "4-1"], "--seed has the empty range '4-1'"),
+        (["--dropout", "0,0.2,0"], "--dropout lists 0.0 more than once"),
+        (["--lr", "0.1,fast"], "--lr has 'fast', which is not a number"),
+        (["--lr", "0.1,-1"], "--lr must be positive, got -1"),
+        (["--optimizer", "sgd,rmsprop"], "--optimizer must be one of sgd, momentum, adam, adamw"),
+        (["--val-size", "0"], "--val-size must be above 0"),
+        (["--sizes", "784,100000000,10", "--seed", "0-9"], "needs about"),
+    ],
+)
+def test_bad_grids_stop_before_training_with_one_line(capsys, argv, message):
+    assert main(["sweep", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_the_grid_is_the_product_grouped_by_program():
+    members = sweep.expand_grid(
+        "seed", {"lr": [0.1, 0.5], "seed": [0, 1, 2], "batch_size": [10, 20]}
+    )
+    assert len(members) == 12
+    groups = sweep.group_by_program(members)
+    assert [len(group) for group in groups] == [6, 6]
+    assert {members[i].batch_size for i in groups[0]} == {10}
+
+
+def test_rows_summarise_seeds_and_rank_by_validation():
+    members = [Settings(lr=lr, seed=seed) for lr in (0.1, 0.5) for seed in (0, 1)]
+    results = [
+        sweep.MemberResult(0, 0.90, 0.89, None),
+        sweep.MemberResult(1, 0.92, 0.91, None),
+        sweep.MemberResult(0, 0.95, 0.94, None),
+        sweep.MemberResult(1, 0.10, 0.10, 3),
+    ]
+    rows = sweep.make_rows(members, results)
+    assert [row.settings.lr for row in rows] == [0.5, 0.1]
+    best = rows[0].to_dict()
+    assert best["val_accuracy"] == {"mean": 0.95, "sd": None, "min": 0.95, "max": 0.95}
+    assert best["members"][1]["diverged"] == 3
+    assert rows[1].to_dict()["val_accuracy"]["sd"] == pytest.approx(np.std([0.90, 0.92], ddof=1))
+    table = sweep.format_table(rows, ["lr"])
+    assert table.splitlines()[2].split()[0] == "0.5" and "(1 diverged)" in table
+
+
+@pytest.mark.slow
+@needs_real_mnist
+def test_sweep_end_to_end(capsys, tmp_path):
+    best, metrics = tmp_path / "best.npz", tmp_path / "m.jsonl"
+    argv = ["sweep", "--data-dir", str(REAL_MNIST_DIR), "--limit", "1000", "--epochs", "2",
+            "--lr", "0.1,0.5", "--seed", "0-2", "--json", "--save-best", str(best),
+            "--metrics-out", str(metrics)]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["runs"] == 6 and report["programs"] == 1 and len(report["rows"]) == 2
+    row = report["rows"][0]
+    assert set(row) == {"settings", "val_accuracy", "test_accuracy", "members"}
+    assert [m["seed"] for m in row["members"]] == [0, 1, 2]
+    assert row["val_accuracy"]["mean"] >= report["rows"][1]["val_accuracy"]["mean"]
+    saved = load_checkpoint(best)
+    assert saved.epoch == 2 and saved.settings.lr == row["settings"]["lr"]
+    assert saved.metrics[-1]["val_accuracy"] == max(m["val_accuracy"] for m in row["members"])
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert records[0]["event"] == "start" and records[0]["runs"] == 6
+    epochs = [r for r in records if r["event"] == "epoch"]
+    assert len(epochs) == 12 and set(epochs[0]["settings"]) == {"lr", "seed"}
+    assert main(["train", "--resume", str(best), "--epochs", "3", "--limit", "1000", "-q"]) == 0
+
+
+@pytest.mark.slow
+@needs_real_mnist
+def test_a_sweep_member_equals_jaxmlp_train(capsys):
+    """Seed config on the first 5,000 examples, lr 0.5 (chaotic): counts printed both ways."""
+    common = ["--data-dir", str(REAL_MNIST_DIR), "--limit", "5000", "--epochs", "3", "--lr", "0.5"]
+    assert main(["sweep", *common, "--seed", "0-2", "--json"]) == 0
+    members = json.loads(capsys.readouterr().out)["rows"][0]["members"]
+    for member in members:
+        assert main(["train", *common, "--seed", str(member["seed"]), "-q"]) == 0
+        solo = capsys.readouterr().out.split()[1]
+        correct = round(member["test_accuracy"] * 5000)
+        print(f"seed {member['seed']}: sweep {correct}/5000, train {solo}")
+        assert solo == f"{correct}/5000"
+
+
+@pytest.mark.slow
+@needs_real_mnist
+def test_members_spread_over_four_devices_give_the_one_device_results(tmp_path):
+    argv = [sys.executable, "-m", "jaxmlp", "sweep", "--data-dir", str(REAL_MNIST_DIR),
+            "--limit", "500", "--epochs", "1", "--seed", "0-4", "--json"]
+    reports = {}
+    for devices in ("all", "1"):
+        env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4"}
+        done = subprocess.run([*argv, "--devices", devices], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        reports[devices] = json.loads(done.stdout)
+    assert reports["all"]["devices"] == 4 and reports["1"]["devices"] == 1
+    assert reports["all"]["rows"] == reports["1"]["rows"]
