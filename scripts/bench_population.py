@@ -1,0 +1,159 @@
+"""Benchmarks populations: many seed-config networks in one compiled program.
+
+Two measurements, each printed beside its target (reported, never enforced):
+
+1. Per network-epoch at R = 1, 10, 100, 1000 members (seed config: 784-15-10, SGD lr 0.1,
+   batch 10, 50,000 examples), each R in a fresh process so that its peak memory is its
+   own, against the numpy seed epoch measured in this run. Targets: R = 100 at least 50×
+   faster than numpy per network-epoch (stretch 100×); 1000 members within 2 GB.
+2. The seed's table (lr 0.1 and 0.5 × seeds 0–4, 10 epochs) as one ``jaxmlp sweep``
+   against the same ten runs as separate ``jaxmlp train`` processes, one after another.
+   Target: the sweep in at most a third of the time.
+
+``--devices N`` splits the CPU into N JAX devices (``JAX_NUM_CPU_DEVICES``) and spreads
+the members over them. This machine is shared and noisy: ratios are taken within the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import add_common_options, format_load, format_machine, load_average, machine_info, write_json
+
+SCRIPTS = Path(__file__).resolve().parent
+
+
+def worker(members: int, epochs: int, data_dir: str | None, limit: int | None) -> dict:
+    """Trains ``members`` seed-config networks for ``epochs`` timed epochs (after a
+    compiling one); returns seconds per epoch and this process's peak memory."""
+    import jax
+
+    from jaxmlp import population
+    from jaxmlp.data import load_dataset
+    from jaxmlp.settings import Settings
+
+    dataset = load_dataset("mnist", data_dir=data_dir, limit=limit)
+    mesh = population.member_mesh(None)
+    count = members + (-members % (1 if mesh is None else mesh.devices.size))
+    settings = [Settings(seed=seed, epochs=epochs + 1) for seed in range(count)]
+    trainer = population.prepare_population(settings, dataset, mesh=mesh)
+    state = trainer.initial_state()
+    limits = trainer.place_members(jax.numpy.full((count,), 1e9))
+    images, labels = trainer.data["train"]
+    seconds = []
+    for epoch in range(epochs + 1):
+        began = time.perf_counter()
+        state, metrics = trainer.run_epoch(
+            state, trainer.values, limits, images, labels, trainer.epoch_keys(epoch)
+        )
+        jax.block_until_ready((state, metrics))
+        seconds.append(time.perf_counter() - began)
+    scale = 50_000 / len(dataset.train)
+    return {
+        "members": count,
+        "epoch_seconds": [s * scale for s in seconds[1:]],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_worker(members: int, args) -> dict:
+    """:func:`worker` in a fresh process."""
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(args.devices)}
+    command = [sys.executable, __file__, "--worker", str(members), "--epochs", str(args.epochs)]
+    if args.data_dir:
+        command += ["--data-dir", str(args.data_dir)]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def numpy_epoch_seconds(data_dir, examples: int) -> float:
+    """One epoch of the seed's numpy network (scripts/bench.py), scaled to 50,000 examples."""
+    import random
+
+    import numpy as np
+    from bench import SeedNetwork, seed_examples
+
+    from jaxmlp.data import load_dataset
+
+    dataset = load_dataset("mnist", data_dir=data_dir)
+    data = seed_examples(dataset.train, examples)
+    network = SeedNetwork((784, 15, 10), np.random.default_rng(0))
+    began = time.perf_counter()
+    network.sgd_epoch(data, 10, 0.1, random.Random(0))
+    return (time.perf_counter() - began) * len(dataset.train) / len(data)
+
+
+def timed(command: list[str]) -> float:
+    """Wall seconds of a command (which must succeed)."""
+    began = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
+def seed_table(args) -> dict:
+    """The seed's table: one sweep against ten ``jaxmlp train`` processes."""
+    jaxmlp = [sys.executable, "-m", "jaxmlp"]
+    data = ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    sweep_s = timed([*jaxmlp, "sweep", *data, "--lr", "0.1,0.5", "--seed", "0-4", "--quiet"])
+    serial_s = sum(
+        timed([*jaxmlp, "train", *data, "--lr", str(lr), "--seed", str(seed), "--quiet"])
+        for lr in (0.1, 0.5)
+        for seed in range(5)
+    )
+    return {"sweep_seconds": sweep_s, "train_processes_seconds": serial_s, "ratio": serial_s / sweep_s}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_options(parser)
+    parser.add_argument("--members", default="1,10,100,1000", help="Population sizes (1,10,100,1000).")
+    parser.add_argument("--epochs", type=int, default=2, help="Timed epochs per size (2).")
+    parser.add_argument("--devices", type=int, default=1, help="CPU devices to spread members over (1).")
+    parser.add_argument("--limit", type=int, help="Train on the first N examples (timings scaled).")
+    parser.add_argument("--numpy-examples", type=int, default=10_000, help="numpy examples timed (10000).")
+    parser.add_argument("--skip-table", action="store_true", help="No sweep-vs-train comparison.")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        print(json.dumps(worker(args.worker, args.epochs, args.data_dir, args.limit)))
+        return 0
+    print(format_machine(machine_info()))
+    numpy_s = [numpy_epoch_seconds(args.data_dir, args.numpy_examples)]
+    print(f"numpy seed epoch: {numpy_s[0]:.3f} s")
+    print(f"\n{'R':>6}{'devices':>9}{'s / network-epoch':>19}{'× numpy':>9}{'networks/s':>12}{'peak MiB':>10}")
+    rows = []
+    for members in (int(m) for m in args.members.split(",")):
+        figures = run_worker(members, args)
+        numpy_s.append(numpy_epoch_seconds(args.data_dir, args.numpy_examples))
+        numpy_here = statistics.fmean(numpy_s[-2:])
+        per_network = min(figures["epoch_seconds"]) / figures["members"]
+        row = {**figures, "seconds_per_network_epoch": per_network, "numpy_seconds": numpy_here,
+               "times_numpy": numpy_here / per_network}
+        rows.append(row)
+        print(f"{figures['members']:>6}{args.devices:>9}{per_network:>19.4f}{row['times_numpy']:>9.1f}"
+              f"{1 / per_network:>12.1f}{figures['peak_mb']:>10.0f}", flush=True)
+    figures = {"machine": machine_info(), "devices": args.devices, "rows": rows}
+    if not args.skip_table:
+        table = seed_table(args)
+        figures["seed_table"] = table
+        print(f"\nThe seed's table (10 runs of 10 epochs): one sweep {table['sweep_seconds']:.1f} s, "
+              f"ten 'jaxmlp train' processes {table['train_processes_seconds']:.1f} s: "
+              f"{table['ratio']:.2f}× (target ≥ 3×)")
+    print(f"at the end: {format_load(load_average())}")
+    if args.json:
+        write_json(args.json, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
