@@ -44,6 +44,7 @@ def run_info(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_info_on_four_cpu_devices_by_platform_flag():
     done = run_info("--platform", "cpu", "--json", JAX_NUM_CPU_DEVICES="4")
     assert done.returncode == 0, done.stderr
@@ -55,6 +56,7 @@ def test_info_on_four_cpu_devices_by_platform_flag():
     "platform, hint",
     [("tpu", 'pip install -U "jax[tpu]"'), ("gpu", 'pip install -U "jax[cuda13]"')],
 )
+@pytest.mark.slow
 def test_unavailable_platform_is_one_line_and_exit_2(platform, hint):
     if platform in {device.platform for device in jax.devices()}:
         pytest.skip(f"this machine has a {platform}")

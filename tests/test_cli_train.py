@@ -8,7 +8,7 @@ from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
 from jaxmlp.checkpoint import load_checkpoint
 from jaxmlp.cli import main
 
-pytestmark = needs_real_mnist
+pytestmark = [pytest.mark.slow, needs_real_mnist]
 
 
 def train(capsys, *argv):

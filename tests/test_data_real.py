@@ -20,7 +20,7 @@ from data_fixtures import (  # noqa: F401
 from jaxmlp.data import SPECS, load_dataset, read_idx_pair, user_cache_dir
 from jaxmlp.data.download import sha256_of_file
 
-pytestmark = needs_real_mnist
+pytestmark = [pytest.mark.slow, needs_real_mnist]
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -53,6 +53,7 @@ def data_dir(tmp_path: Path) -> Path:
     return write_idx_dataset(tmp_path / "data", small_arrays(num_train=90, num_test=20))
 
 
+@pytest.mark.slow
 def test_four_devices_train_to_the_parameters_of_one(tmp_path, data_dir):
     runs = {}
     for devices in ("all", "1"):
@@ -74,6 +75,7 @@ def test_four_devices_train_to_the_parameters_of_one(tmp_path, data_dir):
         assert a.get("test_correct") == b.get("test_correct")
 
 
+@pytest.mark.slow
 def test_batch_size_that_does_not_divide_by_the_devices_exits_2(data_dir):
     args = ["train", "--data-dir", str(data_dir), *TRAIN_ARGS, "--devices", "all"]
     done = run_jaxmlp([*args, "--batch-size", "10"], 4)
@@ -82,6 +84,7 @@ def test_batch_size_that_does_not_divide_by_the_devices_exits_2(data_dir):
     assert "--batch-size 10 does not divide by the 4 devices" in done.stderr
 
 
+@pytest.mark.slow
 def test_more_devices_than_visible_exits_2(data_dir):
     done = run_jaxmlp(["train", "--data-dir", str(data_dir), *TRAIN_ARGS, "--devices", "8"], 4)
     assert done.returncode == 2

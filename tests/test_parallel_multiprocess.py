@@ -27,6 +27,8 @@ TRAIN_ARGS = (
     "--optimizer momentum --dropout 0.2 --lr 0.05"
 ).split()
 
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> int:
     """A local port free a moment ago."""

@@ -19,6 +19,8 @@ from jaxmlp.model import Layer
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 NUMBER = r"(\d+(?:\.\d+)?)"
 
+pytestmark = pytest.mark.slow
+
 
 def load_script(name: str):
     """Imports ``scripts/<name>.py`` (which imports ``_common`` beside it)."""

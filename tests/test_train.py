@@ -270,12 +270,14 @@ def mnist_2000(mnist):
     )
 
 
+@pytest.mark.slow
 def test_seed_config_with_he_init_on_2000_mnist_examples_beats_80_percent(mnist_2000):
     result = fit(Settings(init="he"), mnist_2000)
     assert result.test["test_accuracy"] > 0.80
     assert result.history[-1]["val_total"] == 1000
 
 
+@pytest.mark.slow
 def test_faithful_seed_config_on_2000_mnist_examples_learns(mnist_2000):
     # N(0, 1) initialisation learns slowly: 56-65% after 2,000 steps over seeds 0-3.
     result = fit(Settings(), mnist_2000)
