@@ -261,7 +261,9 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
     if layout is not None:
         layout.check_batch_size(settings.batch_size)
     if dataset is None:
-        dataset = load_settings_data(settings)
+        inherited = resume is not None and options.explicit.get("data_dir") is None
+        origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"
+        dataset = load_settings_data(settings, origin)
     trainer = train.prepare(settings, dataset, **parallel.fit_hooks(layout))
     say = (lambda line: None) if options.quiet or not main_process else echo
     say(describe(settings, dataset))
@@ -304,16 +306,20 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
     return result
 
 
-def load_settings_data(settings: Settings, data_dir: str | os.PathLike | None = None):
-    """The dataset the settings name, split as they say (``data_dir`` overrides theirs)."""
+def load_settings_data(settings: Settings, data_dir_origin: str = "--data-dir"):
+    """The dataset the settings name, split as they say.
+
+    ``data_dir_origin`` names where the settings' data directory came from, for messages.
+    """
     from jaxmlp.data import load_dataset
 
     return load_dataset(
         settings.dataset,
-        data_dir=data_dir if data_dir is not None else settings.data_dir,
+        data_dir=settings.data_dir,
         val_size=settings.val_size,
         limit=settings.limit,
         download=settings.download,
+        data_dir_origin=data_dir_origin,
     )
 
 
@@ -364,4 +370,5 @@ def load_training_data(checkpoint: checkpoints.Checkpoint, data: Mapping[str, An
         raise ConfigError(
             f"is {asked} but the checkpoint was trained on {trained.dataset}", setting="dataset"
         )
-    return load_settings_data(trained.replace(limit=None, **data))
+    origin = "--data-dir" if "data_dir" in data else "the checkpoint's data directory"
+    return load_settings_data(trained.replace(limit=None, **data), origin)

@@ -282,3 +282,22 @@ def test_faithful_seed_config_on_2000_mnist_examples_learns(mnist_2000):
     # N(0, 1) initialisation learns slowly: 56-65% after 2,000 steps over seeds 0-3.
     result = fit(Settings(), mnist_2000)
     assert result.test["test_accuracy"] > 0.5
+
+
+def test_ctrl_c_during_a_save_names_the_epoch_the_file_really_holds(tmp_path, monkeypatch):
+    path = tmp_path / "run.npz"
+    real_save = runs.save_epoch
+
+    def interrupted_second_save(path, settings, state, history):
+        if history[-1]["epoch"] == 2:
+            raise KeyboardInterrupt
+        real_save(path, settings, state, history)
+
+    monkeypatch.setattr(runs, "save_epoch", interrupted_second_save)
+    with pytest.raises(TrainingInterrupted, match=f"after epoch 2; {path} holds epoch 1$"):
+        runs.train_from_options(
+            runs.RunOptions(explicit=explicit(small_config(epochs=3)), save=path),
+            echo=lambda line: None,
+            dataset=blobs_dataset(),
+        )
+    assert checkpoints.load_checkpoint(path).epoch == 1

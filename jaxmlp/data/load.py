@@ -41,6 +41,7 @@ def load_dataset(
     val_size: int = 10_000,
     limit: int | None = None,
     download: bool = True,
+    data_dir_origin: str = "--data-dir",
 ) -> Dataset:
     """Loads ``"mnist"`` or ``"fashion-mnist"``, split as in the seed.
 
@@ -51,6 +52,7 @@ def load_dataset(
         val_size: How many of the last official training examples validate (0: none).
         limit: Keep only the first ``limit`` examples of every split.
         download: Download into the user cache when the data is found nowhere.
+        data_dir_origin: Where ``data_dir`` came from, as error messages name it.
 
     Returns:
         The dataset: images float32 ``(N, 784)`` in [0, 1], labels int32 ``(N,)``.
@@ -62,7 +64,7 @@ def load_dataset(
     spec = get_spec(name)
     check_val_size(val_size, OFFICIAL_TRAIN_SIZE)
     check_limit(limit)
-    location, source = locate_dataset(spec, data_dir, download)
+    location, source = locate_dataset(spec, data_dir, download, data_dir_origin)
     if isinstance(location, Path):
         train, test = read_seed_pickle_splits(location)
     else:
@@ -80,7 +82,10 @@ def load_dataset(
 
 
 def locate_dataset(
-    spec: DatasetSpec, data_dir: str | os.PathLike | None, download: bool
+    spec: DatasetSpec,
+    data_dir: str | os.PathLike | None,
+    download: bool,
+    data_dir_origin: str = "--data-dir",
 ) -> tuple[Location, str]:
     """Finds the data of ``spec`` in the order documented in :mod:`jaxmlp.data.sources`.
 
@@ -89,7 +94,7 @@ def locate_dataset(
         source such as ``"/root/.cache/jaxmlp/mnist (user cache)"``.
     """
     if data_dir is not None:
-        return _given(Path(data_dir), spec.name, "--data-dir")
+        return _given(Path(data_dir), spec.name, data_dir_origin)
     if os.environ.get(DATA_DIR_ENV):
         return _given(Path(os.environ[DATA_DIR_ENV]), spec.name, DATA_DIR_ENV)
     cache = user_cache_dir(spec.name)
@@ -105,7 +110,7 @@ def locate_dataset(
     raise DatasetError(
         f"{spec.name} not found and downloading is off: pass --data-dir DIR (IDX files or "
         f"mnist.pkl.gz), set {DATA_DIR_ENV}, put the official .gz files in {cache}, "
-        f"or run 'jaxmlp download {spec.name}'"
+        f"or run 'jaxmlp download --dataset {spec.name}'"
     )
 
 
