@@ -103,17 +103,19 @@ def check_fits_memory(needed: int, what: str, available: int | None = None) -> N
         )
 
 
-OFFICIAL_TRAIN, OFFICIAL_TEST = 60_000, 10_000
-"""Examples in the official training and test files of MNIST and Fashion-MNIST."""
+OFFICIAL_TEST = 10_000
+"""Examples in the official test files of MNIST and Fashion-MNIST."""
 
 
 def run_bytes(settings, members: int = 1) -> int:
     """:func:`training_bytes` of a run of ``settings`` (``members`` of them together),
     from the official split sizes, before any data is read."""
-    limit = settings.limit if settings.limit is not None else OFFICIAL_TRAIN
-    num_train = min(OFFICIAL_TRAIN - settings.val_size, limit)
-    examples = num_train + min(settings.val_size, limit) + min(OFFICIAL_TEST, limit)
+    from jaxmlp.data.load import OFFICIAL_TRAIN_SIZE
     from jaxmlp.evaluation import EVAL_CHUNK
+
+    limit = settings.limit if settings.limit is not None else OFFICIAL_TRAIN_SIZE
+    num_train = min(OFFICIAL_TRAIN_SIZE - settings.val_size, limit)
+    examples = num_train + min(settings.val_size, limit) + min(OFFICIAL_TEST, limit)
 
     return training_bytes(
         settings.sizes,

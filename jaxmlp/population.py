@@ -23,7 +23,6 @@ others'), and its results are discarded.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -345,8 +344,3 @@ def fit_population(
     tests = split_records(trainer, population.train.params, "test")
     result.test = [{"event": "test", **test} for test in tests]
     return result
-
-
-def member_accuracy(history: list[dict[str, Any]], key: str) -> float:
-    """A member's last epoch's ``key`` (NaN when it has no epoch)."""
-    return history[-1][key] if history and history[-1].get(key) is not None else math.nan

@@ -42,7 +42,6 @@ MAX_EPOCHS = 1_000_000
 MAX_SHIFT = 27
 """Random shifts are below the side of a 28×28 image (a larger one shows a blank image)."""
 DEFAULT_VAL_SIZE = 10_000
-PRESET_NAMES = ("seed", "best")
 
 
 class Kind(str, enum.Enum):
@@ -305,6 +304,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named starting points: ``seed`` is the seed document's experiment (the defaults);
 ``best`` is the README's recipe for ≥ 99 % on MNIST."""
+PRESET_NAMES = tuple(PRESETS)
+
+
+def shown(value: Any) -> str:
+    """A setting's value as ``--help`` and tables show it: ``784,15,10``, ``0.1``, ``true``."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def names_of(kind: Kind) -> tuple[str, ...]:

@@ -22,7 +22,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jaxmlp.errors import ConfigError
-from jaxmlp.settings import FIELD_TYPES, SPECS, Kind, Settings, program_of, resolve_settings
+from jaxmlp.settings import (
+    FIELD_TYPES,
+    SPECS,
+    Kind,
+    Settings,
+    program_of,
+    resolve_settings,
+    shown,
+)
 
 LIST_KINDS = (Kind.PROGRAM, Kind.VALUE)
 """Settings that may take several values in a sweep."""
@@ -186,8 +194,6 @@ def varying(members: Sequence[Settings]) -> list[str]:
 
 def shown_values(values: Sequence[Any], most: int = 8) -> str:
     """An axis's values as a header shows them: ``0.1, 0.5`` or ``0, 1, 2, …, 99 (100)``."""
-    from jaxmlp.cli.options import shown
-
     texts = [shown(value) for value in values]
     if len(texts) > most:
         return f"{', '.join(texts[:3])}, …, {texts[-1]} ({len(texts)})"
@@ -207,8 +213,6 @@ def format_spread(values: dict[str, float | None]) -> list[str]:
 
 def format_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
     """The sweep's table: one row per setting, best validation accuracy first."""
-    from jaxmlp.cli.options import shown
-
     header = [*columns, "val mean ± sd", "min", "max", "test mean ± sd", "min", "max", "runs"]
     lines = []
     for row in rows:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from jaxmlp.settings import PRESETS, SPECS, Kind, Settings
+from jaxmlp.settings import PRESETS, SPECS, Settings, shown
 
 DEFAULTS = Settings()
 
@@ -45,15 +46,6 @@ UNSET_DEFAULTS = {
     "platform": "JAX's choice",
     "matmul_precision": "JAX's default",
 }
-
-
-def shown(value: Any) -> str:
-    """A setting's value as ``--help`` shows it."""
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def shown_default(name: str) -> str:
@@ -122,7 +114,7 @@ def with_settings(
             return command(**arguments, settings={k: v for k, v in given.items() if v is not None})
 
         parameters = own + [setting_parameter(name, as_list=as_list(name)) for name in names]
-        hints = typing_hints(command)
+        hints = typing.get_type_hints(command)
         wrapper.__signature__ = inspect.Signature(
             [p.replace(annotation=hints.get(p.name, p.annotation)) for p in parameters]
         )
@@ -133,13 +125,5 @@ def with_settings(
     return decorate
 
 
-def typing_hints(function: Callable) -> dict[str, Any]:
-    """The evaluated annotations of ``function``'s own parameters."""
-    import typing
-
-    return typing.get_type_hints(function)
-
-
 TRAIN_SETTINGS = tuple(SPECS)
 DATA_SETTINGS = ("dataset", "data_dir", "download")
-VALUE_SETTINGS = tuple(name for name, spec in SPECS.items() if spec.kind is Kind.VALUE)
