@@ -15,6 +15,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("sizes", ["784,15,10", "784,32,24,16,10"])
 def test_compare_grads_passes_on_seed_and_five_layer_networks(capsys, sizes, dtype):
@@ -25,6 +26,7 @@ def test_compare_grads_passes_on_seed_and_five_layer_networks(capsys, sizes, dty
     assert len(rows) == 2 * (sizes.count(",")) and all(row.endswith("pass") for row in rows)
 
 
+@pytest.mark.slow
 def test_compare_grads_json_with_dropout(capsys):
     code, out, _ = run(
         capsys, "compare-grads", "--sizes", "20,9,7,4", "--dropout", "0.5", "--json"
@@ -39,6 +41,7 @@ def test_compare_grads_json_with_dropout(capsys):
         assert check["finite_differences"]["coordinates"] > 0
 
 
+@pytest.mark.slow
 def test_compare_grads_fails_when_the_bias_gradient_is_wrong(capsys, monkeypatch):
     correct = backprop.bp3_bias_gradient
     monkeypatch.setattr(backprop, "bp3_bias_gradient", lambda deltas: 1.01 * correct(deltas))
@@ -54,6 +57,7 @@ def test_compare_grads_fails_when_the_bias_gradient_is_wrong(capsys, monkeypatch
     assert "2 of 4 parameters FAIL" in out
 
 
+@pytest.mark.slow
 def test_compare_grads_fails_when_bp2_drops_the_relu_derivative(capsys, monkeypatch):
     monkeypatch.setattr(
         backprop, "bp2_hidden_error", lambda w_next, delta_next, z, mask=None: w_next.T @ delta_next
@@ -68,6 +72,7 @@ def test_compare_grads_fails_when_bp2_drops_the_relu_derivative(capsys, monkeypa
     assert code == 1 and "W1" in failing
 
 
+@pytest.mark.slow
 def test_compare_grads_checks_label_smoothing(capsys):
     code, out, _ = run(
         capsys, "compare-grads", "--sizes", "20,9,7,4", "--dropout", "0.3",
@@ -78,6 +83,7 @@ def test_compare_grads_checks_label_smoothing(capsys):
     assert all(check["autodiff"]["relative"] <= 1e-10 for check in report["checks"])
 
 
+@pytest.mark.slow
 def test_compare_grads_catches_a_bp1_that_ignores_soft_targets(capsys, monkeypatch):
     def bp1_with_hard_targets(z_L, y):
         return jax.nn.softmax(z_L) - jax.nn.one_hot(jax.numpy.argmax(y), y.shape[-1], dtype=y.dtype)

@@ -42,7 +42,7 @@ METRICS = [
     },
 ]
 
-pytestmark = needs_real_mnist
+pytestmark = [pytest.mark.slow, needs_real_mnist]
 
 
 def sgd_train(images: np.ndarray, labels: np.ndarray, steps: int = 300, batch: int = 128):

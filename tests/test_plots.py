@@ -87,12 +87,14 @@ def test_confusion_matrix(tmp_path, small_evaluation, names):
     assert png_size(path) == (780, 670)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("units", "size"), [(64, (820, 800)), (300, (1000, 980)), (3, (280, 260))])
 def test_first_layer_weights(tmp_path, units, size):
     weights = np.random.default_rng(0).normal(size=(units, 784))
     assert png_size(plots.save_first_layer_weights(weights, tmp_path / "w.png")) == size
 
 
+@pytest.mark.slow
 def test_misclassified_gallery(tmp_path, small_evaluation):
     images = np.random.default_rng(1).uniform(size=(200, 784))
     path = plots.save_misclassified(
@@ -109,6 +111,7 @@ def test_misclassified_gallery_without_mistakes(tmp_path):
     assert png_size(path) == (185, 225)
 
 
+@pytest.mark.slow
 def test_save_all_plots_skips_curves_without_metrics(tmp_path, small_evaluation):
     written = plots.save_all_plots(
         tmp_path,

@@ -34,6 +34,7 @@ def leaves_equal(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+@pytest.mark.slow
 def test_manual_and_autodiff_train_to_the_same_parameters():
     config = small_config(optimizer="momentum", dropout=0.3)
     manual = fit(config)
@@ -42,6 +43,7 @@ def test_manual_and_autodiff_train_to_the_same_parameters():
     assert manual.history[-1]["train_loss"] == pytest.approx(autodiff.history[-1]["train_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_label_smoothing_and_input_dropout_agree_between_gradient_paths():
     config = small_config(label_smoothing=0.1, input_dropout=0.2, dropout=0.1)
     manual = fit(config)
@@ -95,6 +97,7 @@ def test_separable_problem_is_learned_perfectly():
     assert result.history[0]["train_loss"] > result.history[-1]["train_loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", SPECS["optimizer"].choices)
 @pytest.mark.parametrize("schedule", SPECS["schedule"].choices)
 def test_every_optimizer_and_schedule_learns(optimizer, schedule):
