@@ -109,6 +109,11 @@ def kink_network():
     return params, jnp.array([[1.0, 1.0]]), jnp.array([2])
 
 
+@pytest.mark.skipif(
+    jax.default_backend() != "cpu",
+    reason="exact zeros at the kink and bit-for-bit agreement are properties of CPU arithmetic "
+    "(GPU matmuls may use TF32 and other kernels)",
+)
 def test_relu_kink_has_derivative_zero_in_both_paths():
     with jax.enable_x64(True):
         params, x, y = kink_network()
