@@ -93,18 +93,21 @@ def numpy_epoch_seconds(data_dir, examples: int) -> float:
     return (time.perf_counter() - began) * len(dataset.train) / len(data)
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], env: dict | None = None) -> float:
     """Wall seconds of a command (which must succeed)."""
     began = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - began
 
 
 def seed_table(args) -> dict:
-    """The seed's table: one sweep against ten ``jaxmlp train`` processes."""
+    """The seed's table: one sweep (members over ``--devices`` CPU devices) against ten
+    ``jaxmlp train`` processes, one after another."""
     jaxmlp = [sys.executable, "-m", "jaxmlp"]
     data = ["--data-dir", str(args.data_dir)] if args.data_dir else []
-    sweep_s = timed([*jaxmlp, "sweep", *data, "--lr", "0.1,0.5", "--seed", "0-4", "--quiet"])
+    devices = {**os.environ, "JAX_NUM_CPU_DEVICES": str(args.devices)}
+    sweep = [*jaxmlp, "sweep", *data, "--lr", "0.1,0.5", "--seed", "0-4", "--devices", "all", "-q"]
+    sweep_s = timed(sweep, devices)
     serial_s = sum(
         timed([*jaxmlp, "train", *data, "--lr", str(lr), "--seed", str(seed), "--quiet"])
         for lr in (0.1, 0.5)
