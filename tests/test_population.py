@@ -33,7 +33,7 @@ def relative_difference(a, b) -> float:
     )
 
 
-@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+@pytest.mark.parametrize("grad", ["manual", pytest.param("autodiff", marks=pytest.mark.slow)])
 def test_a_member_is_its_solo_run_whatever_its_values(grad):
     dataset = blobs_dataset(num_train=200)
     members = [
