@@ -143,7 +143,7 @@ def test_offline_with_nothing_found_lists_every_way_to_provide_data():
         "--data-dir",
         "JAXMLP_DATA_DIR",
         str(user_cache_dir("mnist")),
-        "jaxmlp download mnist",
+        "jaxmlp download --dataset mnist",
     ):
         assert way in message
 
