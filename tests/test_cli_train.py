@@ -84,5 +84,6 @@ def test_an_output_path_that_cannot_be_written_is_one_line(capsys, tmp_path, fla
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("")
     code, out, err = train(capsys, "--epochs", "1", flag, str(not_a_directory / "run.out"))
-    assert code == 1 and len(err.splitlines()) == 1
-    assert err.startswith(f"jaxmlp: error: {not_a_directory}") and "Traceback" not in out + err
+    assert code == 2 and len(err.splitlines()) == 1 and out == "", "refused before training"
+    assert err.startswith(f"jaxmlp: error: {flag} {not_a_directory / 'run.out'}")
+    assert f"{not_a_directory} is not a directory" in err and "Traceback" not in err
