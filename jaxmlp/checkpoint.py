@@ -32,6 +32,9 @@ from jaxmlp.settings import Settings
 FORMAT_VERSION = 2
 """Version 2 stores the settings whole; version 1 (a partial ``config``) is still read."""
 READABLE_VERSIONS = (1, 2)
+SETTINGS_ADDED_IN_VERSION_2 = ("augment_flip", "augment_erase")
+"""Settings added after version 2 first stored the settings whole: a checkpoint without
+them trained without them (their defaults, which are off)."""
 PARAM_DTYPE = np.dtype(np.float32)
 
 
@@ -127,7 +130,14 @@ def stored_settings(meta: dict[str, Any]) -> Settings:
         if not isinstance(config, dict):
             raise ValueError(f"its config is {type(config).__name__}, not a JSON object")
         return Settings.from_dict(config, complete=False)
-    return Settings.from_dict(meta.get("settings"))
+    settings = meta.get("settings")
+    if isinstance(settings, dict):
+        defaults = Settings()
+        settings = {
+            **{name: getattr(defaults, name) for name in SETTINGS_ADDED_IN_VERSION_2},
+            **settings,
+        }
+    return Settings.from_dict(settings)
 
 
 def check_array(array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, what: str) -> None:

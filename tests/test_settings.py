@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxmlp import memory
+from jaxmlp.checkpoint import stored_settings
 from jaxmlp.cli.app import flag_message
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import (
@@ -39,6 +40,16 @@ def test_layering_is_preset_then_checkpoint_then_explicit():
     assert resumed.devices is None, "the devices of the machine that saved it are not inherited"
 
 
+def test_checkpoints_from_before_the_augmentations_read_them_as_off():
+    settings = Settings().to_dict()
+    del settings["augment_flip"], settings["augment_erase"]
+    read = stored_settings({"format_version": 2, "settings": settings})
+    assert read == Settings()
+    del settings["lr"]
+    with pytest.raises(ConfigError, match="settings are missing: lr"):
+        stored_settings({"format_version": 2, "settings": settings})
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [
@@ -52,6 +63,9 @@ def test_layering_is_preset_then_checkpoint_then_explicit():
         ({"seed": 2**63}, "seed must be in [0, 4294967296)"),
         ({"augment_shift": 28}, "augment_shift must be in [0, 27], got 28"),
         ({"augment_shift": 2**31}, "augment_shift must be in [0, 27]"),
+        ({"augment_erase": 1.5}, "augment_erase must be in [0, 1], got 1.5"),
+        ({"augment_erase": -0.1}, "augment_erase must be in [0, 1], got -0.1"),
+        ({"augment_flip": 1}, "augment_flip must be a true or false, got 1"),
         ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
         ({"epochs": 0}, "epochs must be in [1, 1000000], got 0"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, momentum, adam, adamw"),
