@@ -1,6 +1,8 @@
-"""What happens to the training examples before a step: shuffling, shifts, input dropout.
+"""What happens to the training examples before a step: shuffling, shifts, flips, random
+erasing, input dropout.
 
 Everything here is a pure function of a key, so a run's batches depend on its seed alone.
+Augmentations change the data a step sees, not the network: BP1–BP4 are unchanged.
 """
 
 from __future__ import annotations
@@ -52,6 +54,70 @@ def shift_images(key: jax.Array, x: jax.Array, image_shape: tuple[int, int], shi
         return jax.lax.dynamic_slice(image, (offset[0], offset[1]), (height, width))
 
     return jax.vmap(crop)(padded, offsets).reshape(batch, height * width)
+
+
+def flip_images(key: jax.Array, x: jax.Array, image_shape: tuple[int, int]) -> jax.Array:
+    """Mirrors each image of a batch left–right with probability ½ (rows ``(B, H·W)``).
+
+    Clothes are (nearly) symmetric, so a mirrored garment is another example of its class.
+    The input is data, not a layer: BP1–BP4 are unchanged.
+    """
+    height, width = image_shape
+    images = x.reshape(x.shape[0], height, width)
+    flip = jax.random.bernoulli(key, 0.5, (x.shape[0], 1, 1))
+    return jnp.where(flip, images[:, :, ::-1], images).reshape(x.shape)
+
+
+ERASE_AREA = (0.02, 0.4)
+"""Random erasing's rectangle covers this fraction of the image (Zhong et al. 2017)."""
+ERASE_ASPECT = (0.3, 1 / 0.3)
+"""… with height / width in this range, drawn log-uniformly."""
+
+
+def erase_boxes(key: jax.Array, batch: int, image_shape: tuple[int, int]):
+    """Random erasing's rectangles: ``(top, left, height, width)``, ``(batch,)`` int32 each.
+
+    The area is uniform in :data:`ERASE_AREA` of the image and the aspect ratio log-uniform
+    in :data:`ERASE_ASPECT`, as in Zhong et al. (2017); where a side would exceed the image
+    it is clipped to it (instead of the paper's redraw, which has no fixed cost), and the
+    rectangle is placed uniformly inside the image.
+    """
+    height, width = image_shape
+    area_key, aspect_key, top_key, left_key = jax.random.split(key, 4)
+    area = jax.random.uniform(area_key, (batch,), minval=ERASE_AREA[0], maxval=ERASE_AREA[1])
+    area = area * (height * width)
+    log_aspect = jax.random.uniform(
+        aspect_key, (batch,), minval=math.log(ERASE_ASPECT[0]), maxval=math.log(ERASE_ASPECT[1])
+    )
+    aspect = jnp.exp(log_aspect)
+    box_height = jnp.clip(jnp.round(jnp.sqrt(area * aspect)), 1, height).astype(jnp.int32)
+    box_width = jnp.clip(jnp.round(jnp.sqrt(area / aspect)), 1, width).astype(jnp.int32)
+    top = jax.random.randint(top_key, (batch,), 0, height - box_height + 1)
+    left = jax.random.randint(left_key, (batch,), 0, width - box_width + 1)
+    return top, left, box_height, box_width
+
+
+def erase_images(key: jax.Array, x: jax.Array, image_shape: tuple[int, int], probability):
+    """Random erasing: with ``probability`` (may be traced), zeroes a random rectangle of
+    each image (:func:`erase_boxes`); zero is the background of these images.
+
+    The input is data, not a layer: BP1–BP4 are unchanged.
+    """
+    height, width = image_shape
+    batch = x.shape[0]
+    box_key, apply_key = jax.random.split(key)
+    top, left, box_height, box_width = erase_boxes(box_key, batch, image_shape)
+    rows = jnp.arange(height)[None, :, None]
+    cols = jnp.arange(width)[None, None, :]
+
+    def inside(start, size, index):
+        start, size = start[:, None, None], size[:, None, None]
+        return (index >= start) & (index < start + size)
+
+    apply = jax.random.uniform(apply_key, (batch, 1, 1)) < probability
+    erased = apply & inside(top, box_height, rows) & inside(left, box_width, cols)
+    images = x.reshape(batch, height, width)
+    return jnp.where(erased, jnp.zeros((), x.dtype), images).reshape(x.shape)
 
 
 def drop_inputs(key: jax.Array, x: jax.Array, keep) -> jax.Array:

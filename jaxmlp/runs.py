@@ -70,6 +70,8 @@ def describe(settings: Settings, dataset) -> str:
         f"input dropout {settings.input_dropout:g}" if settings.input_dropout else "",
         f"label smoothing {settings.label_smoothing:g}" if settings.label_smoothing else "",
         f"shift ±{settings.augment_shift}px" if settings.augment_shift else "",
+        "flips" if settings.augment_flip else "",
+        f"random erasing {settings.augment_erase:g}" if settings.augment_erase else "",
         f"weight decay {settings.weight_decay:g}" if settings.weight_decay else "",
         f"{settings.schedule} schedule" if settings.schedule != "constant" else "",
     ]

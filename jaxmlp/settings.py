@@ -12,7 +12,7 @@ Settings come in kinds (:class:`Kind`):
   optimizer and schedule kinds, gradient method, augmentation). Runs that share them can
   share one compiled program.
 - ``value``: per-run values (learning rate, momentum, weight decay, warm-up, dropout
-  rates, label smoothing, seed). Inside the compiled program they are arrays
+  rates, label smoothing, the probability of random erasing, seed). Inside the compiled program they are arrays
   (:class:`RunValues`), so one program serves any value and a population of runs can
   carry one value per member.
 - ``data`` and ``devices``: where the examples come from and what runs the program.
@@ -166,6 +166,10 @@ class Settings:
         Spec(PROGRAM, "Shift each training image by up to N pixels at random.",
              check=in_range(0, MAX_SHIFT, closed=True)),
     )
+    augment_flip: bool = _setting(
+        False,
+        Spec(PROGRAM, "Mirror each training image left-right with probability 0.5."),
+    )
     drop_last: bool = _setting(
         False, Spec(PROGRAM, "Drop the ragged last batch of an epoch instead of a short step.")
     )
@@ -193,9 +197,15 @@ class Settings:
         Spec(VALUE, "Train towards (1 - e) one-hot + e/K instead of one-hot targets.",
              check=in_range(0, 1)),
     )
+    augment_erase: float = _setting(
+        0.0,
+        Spec(VALUE, "Random erasing: with this probability, zero a random rectangle of 2-40 % "
+             "of a training image's area (aspect 0.3-3.3).",
+             check=in_range(0, 1, closed=True)),
+    )
     seed: int = _setting(
         0,
-        Spec(VALUE, "Seeds initialisation, shuffling, dropout and shifts.",
+        Spec(VALUE, "Seeds initialisation, shuffling, dropout and augmentation.",
              check=in_range(0, SEED_LIMIT)),
     )
     dataset: str = _setting(
@@ -463,7 +473,7 @@ class Program:
     """What the compiled training program depends on, beyond array shapes.
 
     Besides the ``program`` settings it records which optional terms the program must
-    compute (dropout masks, smoothed targets, weight decay, warm-up): a population whose
+    compute (dropout masks, smoothed targets, weight decay, warm-up, random erasing): a population whose
     members differ in those values computes them for all, with the value 0 where a member
     has none, which leaves that member's arithmetic unchanged.
     """
@@ -476,12 +486,14 @@ class Program:
     schedule: str
     grad: str
     augment_shift: int
+    augment_flip: bool
     drop_last: bool
     dropout: bool
     input_dropout: bool
     label_smoothing: bool
     weight_decay: bool
     warmup: bool
+    augment_erase: bool
 
 
 def program_of(members: list[Settings]) -> Program:
@@ -505,6 +517,7 @@ def program_of(members: list[Settings]) -> Program:
         label_smoothing=any(member.label_smoothing for member in members),
         weight_decay=any(member.weight_decay for member in members),
         warmup=any(member.warmup_epochs for member in members),
+        augment_erase=any(member.augment_erase for member in members),
     )
 
 
@@ -529,6 +542,8 @@ class RunValues(NamedTuple):
     """``1 − ε``: the weight of the one-hot target in a smoothed target."""
     target_floor: Any
     """``ε / K``: what every class gets in a smoothed target."""
+    erase_probability: Any
+    """The probability that random erasing erases a rectangle of a training image."""
 
 
 def warmup_steps(settings: Settings, steps_per_epoch: int) -> int:
@@ -553,4 +568,5 @@ def run_values(members: list[Settings], steps_per_epoch: int, *, stacked: bool =
         input_keep=column(lambda s: 1.0 - s.input_dropout),
         target_on=column(lambda s: 1.0 - s.label_smoothing),
         target_floor=column(lambda s: s.label_smoothing / s.sizes[-1]),
+        erase_probability=column(lambda s: s.augment_erase),
     )

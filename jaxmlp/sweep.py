@@ -34,7 +34,7 @@ from jaxmlp.settings import (
 
 LIST_KINDS = (Kind.PROGRAM, Kind.VALUE)
 """Settings that may take several values in a sweep."""
-NOT_LISTS = ("drop_last",)
+NOT_LISTS = ("augment_flip", "drop_last")
 
 
 def takes_list(name: str) -> bool:

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from jaxmlp import backprop
-from jaxmlp.augment import drop_inputs, shift_images, shuffled_indices
+from jaxmlp.augment import drop_inputs, erase_images, flip_images, shift_images, shuffled_indices
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
 from jaxmlp.evaluation import make_split_totals
 from jaxmlp.model import Params, first_argmax, hidden_dropout_masks, init_params, mixed_targets
@@ -90,14 +90,21 @@ def make_train_step(
 ):
     """``step(state, values, x, y, key) -> (state, (loss_sum, correct))`` for one mini-batch."""
     loss_logits_and_grad = backprop.loss_logits_and_grad_fn(program.grad)
-    if program.augment_shift and image_shape is None:
-        raise ConfigError("needs image data with a known height and width", setting="augment_shift")
+    for name in ("augment_shift", "augment_flip", "augment_erase"):
+        if getattr(program, name) and image_shape is None:
+            raise ConfigError("needs image data with a known height and width", setting=name)
 
     def step(state: TrainState, values: RunValues, x: jax.Array, y: jax.Array, key: jax.Array):
         tx = make_optimizer(program, values, per_epoch)
         shift_key, dropout_key = jax.random.split(key)
+        if program.augment_flip or program.augment_erase:
+            shift_key, flip_key, erase_key = jax.random.split(shift_key, 3)
         if program.augment_shift:
             x = shift_images(shift_key, x, image_shape, program.augment_shift)
+        if program.augment_flip:
+            x = flip_images(flip_key, x, image_shape)
+        if program.augment_erase:
+            x = erase_images(erase_key, x, image_shape, values.erase_probability)
         if program.input_dropout:
             x = drop_inputs(jax.random.fold_in(dropout_key, 0), x, values.input_keep)
         x, y = shard_batch(x), shard_batch(y)

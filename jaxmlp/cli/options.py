@@ -37,7 +37,11 @@ def choice_enum(name: str, choices: tuple[str, ...]) -> type[enum.Enum]:
 
 CHOICES = {name: choice_enum(name, spec.choices) for name, spec in SPECS.items() if spec.choices}
 
-BOOLEAN_FLAGS = {"drop_last": "--drop-last/--keep-last", "download": "--download/--no-download"}
+BOOLEAN_FLAGS = {
+    "augment_flip": "--augment-flip/--no-augment-flip",
+    "drop_last": "--drop-last/--keep-last",
+    "download": "--download/--no-download",
+}
 
 UNSET_DEFAULTS = {
     "data_dir": "JAXMLP_DATA_DIR, cache, system, download",
