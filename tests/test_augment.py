@@ -1,6 +1,7 @@
 """Augmentations for clothes: horizontal flips and random erasing, on and off."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,9 +10,13 @@ import pytest
 from helpers import blobs_dataset, max_difference
 
 from jaxmlp import augment, train
+from jaxmlp.data import load_dataset
 from jaxmlp.errors import ConfigError
 from jaxmlp.population import fit_population, prepare_population
-from jaxmlp.settings import Settings
+from jaxmlp.settings import Settings, resolve_settings
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
 
 def small_config(**changes):
     settings = dict(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16, lr=0.1)
@@ -81,3 +86,12 @@ def test_augmentations_need_images():
     for changes in ({"augment_flip": True}, {"augment_erase": 0.5}):
         with pytest.raises(ConfigError, match=next(iter(changes))):
             train.prepare(small_config(**changes), dataset)
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}")
+def test_fashion_mnists_best_recipe_trains_on_its_images():
+    dataset = load_dataset("fashion-mnist", data_dir=FASHION_MNIST_DIR, limit=1024)
+    settings = resolve_settings("best", explicit={"dataset": "fashion-mnist", "epochs": 1})
+    assert settings.augment_flip and settings.augment_shift == 0
+    result = train.fit(train.prepare(settings, dataset))
+    assert result.history[0]["train_accuracy"] > 0.3

@@ -9,8 +9,10 @@ import pytest
 
 from jaxmlp import memory
 from jaxmlp.cli.app import flag_message
+from jaxmlp.cli.options import shown_default
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import (
+    DATASET_PRESETS,
     PRESETS,
     SEED_LIMIT,
     SPECS,
@@ -37,6 +39,24 @@ def test_layering_is_preset_then_checkpoint_then_explicit():
     resumed = resolve_settings("best", stored, {"epochs": 8, "seed": None})
     assert resumed.lr == 0.3 and resumed.epochs == 8 and resumed.sizes == (784, 15, 10)
     assert resumed.devices is None, "the devices of the machine that saved it are not inherited"
+
+
+def test_the_best_preset_is_the_chosen_datasets_recipe():
+    mnist = resolve_settings("best")
+    assert mnist == resolve_settings("best", explicit={"dataset": "mnist"})
+    assert (mnist.augment_shift, mnist.augment_flip, mnist.augment_erase) == (1, False, 0.0)
+    fashion = resolve_settings("best", explicit={"dataset": "fashion-mnist", "lr": 0.002})
+    recipe = DATASET_PRESETS["best"]["fashion-mnist"]
+    assert fashion.sizes == recipe["sizes"] and fashion.optimizer == recipe["optimizer"]
+    assert fashion.augment_flip and fashion.augment_shift == 0
+    assert fashion.lr == 0.002, "explicit values still win"
+    assert resolve_settings("seed", explicit={"dataset": "fashion-mnist"}).sizes == (784, 15, 10)
+
+
+def test_help_shows_each_datasets_best_value_where_they_differ():
+    assert shown_default("batch_size") == "10; --preset best: 128"
+    assert shown_default("augment_shift") == "0; --preset best: 1 (MNIST), 0 (Fashion-MNIST)"
+    assert shown_default("momentum") == "0.9"
 
 
 @pytest.mark.parametrize(

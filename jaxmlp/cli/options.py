@@ -3,7 +3,7 @@
 Each :class:`~jaxmlp.settings.Settings` field becomes ``--field-name`` with its help
 text, its choices as an enumeration (``--optimizer [sgd|momentum|adam|adamw]``) and its
 effective default shown (the seed preset's value, and the ``best`` preset's where it
-differs). The options default to ``None`` so that only the flags a user gives override
+differs, per dataset where the datasets' recipes differ). The options default to ``None`` so that only the flags a user gives override
 the preset and a resumed checkpoint's settings (:func:`jaxmlp.settings.resolve_settings`).
 """
 
@@ -19,9 +19,10 @@ from typing import Any, Optional
 
 import typer
 
-from jaxmlp.settings import PRESETS, SPECS, Settings, shown
+from jaxmlp.settings import SPECS, Settings, preset_values, shown
 
 DEFAULTS = Settings()
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
 def flag_name(setting: str) -> str:
@@ -53,13 +54,20 @@ UNSET_DEFAULTS = {
 
 
 def shown_default(name: str) -> str:
-    """The seed preset's value, and the ``best`` preset's where it differs."""
+    """The seed preset's value, and the ``best`` preset's where it differs: one value when
+    every dataset's ``best`` agrees, else each dataset's (``1 (MNIST), 0 (Fashion-MNIST)``)."""
     default = getattr(DEFAULTS, name)
     text = UNSET_DEFAULTS[name] if default is None else shown(default)
-    best = PRESETS["best"].get(name)
-    if best is not None and best != default:
-        text += f"; --preset best: {shown(best)}"
-    return text
+    best = {
+        dataset: preset_values("best", dataset).get(name, default)
+        for dataset in SPECS["dataset"].choices
+    }
+    if all(value == default for value in best.values()):
+        return text
+    if len(set(best.values())) == 1:
+        return text + f"; --preset best: {shown(best['mnist'])}"
+    each = ", ".join(f"{shown(value)} ({DATASET_NAMES[dataset]})" for dataset, value in best.items())
+    return text + f"; --preset best: {each}"
 
 
 def setting_parameter(name: str, *, as_list: bool = False) -> inspect.Parameter:
