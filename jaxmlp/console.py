@@ -5,8 +5,9 @@ over Ctrl-C and checks the environment (:mod:`jaxmlp.environment`); JAX, Typer a
 commands load afterwards. So Ctrl-C at any moment from then on, ``import jax`` included,
 ends the command with the one line ``jaxmlp: error: interrupted`` and exit code 130:
 
-- while JAX and the commands are imported, Ctrl-C is held until the imports finish (about
-  a second): a ``KeyboardInterrupt`` raised inside the initialisation of jaxlib's compiled
+- while the commands are imported, and while JAX is (once a command is about to run,
+  :mod:`jaxmlp.cli.startup`), Ctrl-C is held until the import finishes (about a second for
+  JAX): a ``KeyboardInterrupt`` raised inside the initialisation of jaxlib's compiled
   extension leaves it broken (an ``ImportError`` traceback, or a segmentation fault);
 - a ``KeyboardInterrupt`` that reaches :func:`run` is reported here; one inside a command
   is reported by :func:`jaxmlp.cli.app.main` (or as the training's own message);
@@ -64,8 +65,7 @@ def report(message: str, exit_code: int) -> int:
 
 
 def load_commands() -> Callable[[], int]:
-    """Imports JAX and the commands; returns the command line's ``main``."""
-    environment.import_jax()
+    """Imports the commands (not JAX: a command imports it once it runs); returns ``main``."""
     from jaxmlp.cli.app import main
 
     return main

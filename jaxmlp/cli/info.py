@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 
-from jaxmlp import parallel
 from jaxmlp.cli.app import app
 from jaxmlp.environment import require_backend
+from jaxmlp.settings import SPECS
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -31,7 +31,7 @@ def format_report(report: dict[str, Any]) -> str:
 @app.command("info")
 def info_command(
     platform: str | None = typer.Option(
-        None, help=f"Start this backend: {', '.join(parallel.PLATFORMS)} (default: JAX's choice)."
+        None, help=f"Start this backend: {', '.join(SPECS['platform'].choices)} (default: JAX's choice)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> int:
@@ -40,6 +40,8 @@ def info_command(
     Exit code 0, or 2 when --platform (or JAX_PLATFORMS) names a backend that is not
     available here.
     """
+    from jaxmlp import parallel
+
     parallel.configure_backend(platform, None)
     if platform is None:
         require_backend()

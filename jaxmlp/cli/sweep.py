@@ -9,18 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
 import typer
 
-from jaxmlp import checkpoint as checkpoints
-from jaxmlp import memory, plots, population, runs, sweep
+from jaxmlp import memory, sweep
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
 from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, TrainingInterrupted
 from jaxmlp.outputs import check_outputs
-from jaxmlp.parallel import configure_backend
 from jaxmlp.settings import PRESET_NAMES, Settings
 
 Preset = enum.Enum("Preset", {name: name for name in PRESET_NAMES}, type=str)
@@ -58,6 +54,8 @@ def progress_line(number: int, programs: int, epochs: int, result, seconds: floa
 
 def mesh_for(devices: str | None):
     """The member mesh ``--devices`` asks for (default: one device)."""
+    from jaxmlp import population
+
     return population.member_mesh(None if devices == "all" else int(devices or 1))
 
 
@@ -86,6 +84,11 @@ def sweep_command(
     table, one row per setting over its seeds, best mean validation accuracy first.
     Exit codes: 0 done, 1 data problem, 2 bad arguments, 130 Ctrl-C (after the table).
     """
+    import jax
+
+    from jaxmlp import plots, runs
+    from jaxmlp.parallel import configure_backend
+
     members, axes = grid_from_flags(Preset(preset).value, settings or {})
     first = members[0]
     if plot_dir is not None:
@@ -163,6 +166,8 @@ def sweep_command(
 
 def sweep_start_record(members: list[Settings], axes: dict[str, list]) -> dict[str, Any]:
     """The metrics file's header: the first run's settings, the grid's axes, versions."""
+    from jaxmlp import runs
+
     record = runs.start_record(members[0], 0)
     record["axes"] = {name: [str(value) for value in values] for name, values in axes.items()}
     record["runs"] = len(members)
@@ -171,6 +176,11 @@ def sweep_start_record(members: list[Settings], axes: dict[str, list]) -> dict[s
 
 def save_member(path: Path, settings: Settings, trainer, state, slot: int, history: list) -> None:
     """Writes one member as an ordinary checkpoint (``train --resume`` continues it)."""
+    import jax
+    import numpy as np
+
+    from jaxmlp import checkpoint as checkpoints
+
     member = trainer.member_state(state, slot)
     checkpoints.save_checkpoint(
         path,
