@@ -103,6 +103,7 @@ def test_input_dropout_keeps_pixels_scaled_by_one_over_keep(keep):
     kept = out != 0
     np.testing.assert_allclose(out[kept], x[kept] / keep, rtol=1e-6)
     assert abs(kept.mean() - keep) < 0.03
+    assert len({row.tobytes() for row in kept}) == len(kept), "examples share a mask"
 
 
 def test_dropout_masks_are_zero_or_one_over_keep_and_depend_on_the_key():
