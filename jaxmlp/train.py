@@ -500,7 +500,10 @@ class Trainer:
     def epoch_keys(self, epoch: int) -> jax.Array:
         """Each member's key of ``epoch``: :func:`epoch_key` of its seed."""
         seeds = jnp.asarray([member.seed for member in self.members], jnp.uint32)
-        return self.place_members(jax.vmap(lambda seed: epoch_key(seed, epoch))(seeds))
+        keys = jax.vmap(lambda seed: epoch_key(seed, epoch))(seeds)
+        if self.layout is None or self.layout.members == 1:
+            return keys
+        return self.layout.place_members(keys)
 
     def divergence_limits(self, params) -> np.ndarray:
         """Each member's :func:`divergence_limit`, from its loss on up to
