@@ -277,7 +277,8 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
     Args:
       members: the grid's runs.
       dataset: their data (they share it).
-      devices: ``--devices`` (members first, then each member's batch; default one device).
+      devices: ``--devices`` (members first, then each member's batch; default: on CPU, the
+        CPU devices that take members, one per core at most; else one device).
       on_epoch: ``on_epoch(number, programs, members, progress)`` after each epoch of each
         population (``members``: the grid indices of its members).
       write: receives each member's epoch and test records (with ``member``, its index).
@@ -292,7 +293,7 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
     outcome = SweepOutcome([None] * len(members), [[] for _ in members])
     write = write or (lambda record: None)
     for number, group in enumerate(groups, start=1):
-        layout = parallel.device_layout(devices, len(group))
+        layout = parallel.device_layout(devices, len(group), spread_members=True)
         slots = padded(group, 1 if layout is None else layout.members)
 
         def report(progress, number=number, group=group):
@@ -413,7 +414,9 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
     groups = group_by_program(members)
     needed, largest = max((memory.run_bytes(members[g[0]], members=len(g)), len(g)) for g in groups)
     memory.check_fits_memory(needed, f"a population of {largest} runs")
-    layout = parallel.setup(first, parallel.ClusterOptions(), members=max(map(len, groups)))
+    layout = parallel.setup(
+        first, parallel.ClusterOptions(), members=max(map(len, groups)), spread_members=True
+    )
     devices = 1 if layout is None else layout.num_devices
     say = (lambda line: None) if options.quiet or options.as_json else echo
     columns = varying(members)

@@ -61,7 +61,42 @@ def test_which_invocations_need_jax(command, args, needed):
 
 def test_a_command_that_runs_starts_jax_first(monkeypatch, capsys):
     started = []
-    monkeypatch.setattr(startup, "start_jax", lambda: started.append(True))
+    monkeypatch.setattr(startup, "start_jax", started.append)
     assert main(["info", "--help"]) == 0 and started == []
-    assert main(["info"]) == 0 and started == [True]
+    assert main(["info"]) == 0 and started == ["info"]
     capsys.readouterr()
+
+
+def test_a_population_command_gets_one_cpu_device_per_core(monkeypatch):
+    monkeypatch.setattr(startup, "core_count", lambda: 6)
+    assert startup.population_cpu_devices({}) == 6
+    assert startup.population_cpu_devices({"JAX_NUM_CPU_DEVICES": "3"}) == 3
+    assert startup.POPULATION_COMMANDS == {"sweep"}
+
+
+SWEEP_PROBE = """
+import json, sys
+from jaxmlp.cli.app import main
+main(sys.argv[1:])
+import jax
+print(json.dumps({"devices": jax.local_device_count()}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(startup.core_count() < 2, reason="one core")
+def test_a_sweep_starts_a_cpu_device_per_core_and_train_one(tmp_path):
+    """In fresh processes: ``sweep`` starts as many CPU devices as cores, ``train`` one."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env |= {"XDG_CACHE_HOME": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    counts = {}
+    for command in ("sweep", "train"):
+        done = subprocess.run(
+            [sys.executable, "-c", SWEEP_PROBE, command, "--data-dir", str(tmp_path / "none"),
+             "--no-download"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )
+        counts[command] = json.loads(done.stdout.splitlines()[-1])["devices"]
+    assert counts == {"sweep": startup.core_count(), "train": 1}

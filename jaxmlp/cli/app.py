@@ -66,7 +66,7 @@ def _root(
     if not ctx.resilient_parsing and startup.needs_jax(
         ctx.invoked_subcommand, ctx.meta.get(SUBCOMMAND_ARGS, [])
     ):
-        startup.start_jax()
+        startup.start_jax(ctx.invoked_subcommand)
 
 
 def run_explaining_jax_failures(argv: Sequence[str] | None) -> object:

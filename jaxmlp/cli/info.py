@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from jaxmlp.cli.app import app
+from jaxmlp.cli.startup import population_cpu_devices
 from jaxmlp.environment import require_backend
 from jaxmlp.settings import SPECS
 
@@ -25,6 +26,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"(process {device['process_index']})"
         for device in report["devices"]
     ]
+    if report.get("sweep_cpu_devices"):
+        lines.append(
+            f"sweeps: {report['sweep_cpu_devices']} CPU devices (one per core, or "
+            "JAX_NUM_CPU_DEVICES), members spread over them"
+        )
     return "\n".join(lines)
 
 
@@ -35,7 +41,8 @@ def info_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> int:
-    """Show the jax/jaxlib versions, the backend, and every device with its process.
+    """Show the jax/jaxlib versions, the backend, and every device with its process (and,
+    on CPU, the devices a sweep starts: one per core).
 
     Exit code 0, or 2 when --platform (or JAX_PLATFORMS) names a backend that is not
     available here.
@@ -48,5 +55,7 @@ def info_command(
     else:
         parallel.check_platform(platform)
     report = parallel.backend_report()
+    if report["backend"] == "cpu":
+        report["sweep_cpu_devices"] = population_cpu_devices()
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0
