@@ -35,7 +35,6 @@ OLD_TESTS = {
     "idx": ["tests/test_data_idx.py"],
     "splits": ["tests/test_data_idx.py", "tests/test_data_sources.py"],
     "train": ["tests/test_train.py"],
-    "population": ["tests/test_population.py"],
 }
 NEW_TESTS = {
     "optim": ["tests/test_optim_reference.py"],
@@ -45,7 +44,6 @@ NEW_TESTS = {
     "idx": ["tests/test_idx_layout.py"],
     "splits": ["tests/test_data_cache.py"],
     "train": ["tests/test_randomness.py"],
-    "population": ["tests/test_randomness.py"],
 }
 
 
@@ -117,6 +115,9 @@ MUTANTS = [
     Mutant("every epoch the same key", "train", "jaxmlp/train.py",
            "return jax.random.fold_in(jax.random.key(seed), epoch)",
            "return jax.random.fold_in(jax.random.key(seed), 0)"),
+    Mutant("members report member 0's learning rate", "train", "jaxmlp/train.py",
+           "return [reported_rate(schedule(step)) for schedule in self.schedules]",
+           "return [reported_rate(self.schedules[0](step)) for schedule in self.schedules]"),
 ]
 
 
