@@ -39,7 +39,7 @@ OLD_TESTS = {
 NEW_TESTS = {
     "optim": ["tests/test_optim_reference.py"],
     "augment": ["tests/test_augment_reference.py"],
-    "model": ["tests/test_augment_reference.py"],
+    "model": ["tests/test_augment_reference.py", "tests/test_targets_reference.py"],
     "backprop": [],
     "idx": ["tests/test_idx_layout.py"],
     "splits": ["tests/test_data_cache.py"],
