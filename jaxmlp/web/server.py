@@ -468,7 +468,7 @@ def preprocess(lab: DigitLab, request: dict[str, Any]) -> dict[str, Any]:
     try:
         pixels = digit_from_bytes(parse_png(request))
     except InputFileError as error:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"the drawing {error}") from None
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"the drawing: {error}") from None
     return {"pixels": [float(p) for p in pixels]}
 
 
