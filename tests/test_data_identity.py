@@ -140,7 +140,7 @@ def test_partly_recognised_files_are_read_naming_the_unknown_ones(known, tmp_pat
     dataset = load_dataset("mnist", data_dir=own, val_size=0)
 
     assert dataset.identity == (
-        "mnist, with unrecognised train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "unrecognised train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
         "t10k-labels-idx1-ubyte.gz"
     )
 

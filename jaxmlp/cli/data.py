@@ -33,8 +33,11 @@ def download(
     (comma-separated base URLs) replace them.
     """
     dataset = Settings(**(settings or {})).dataset
-    directory = cache_dir / dataset if cache_dir is not None else user_cache_dir(dataset)
-    check_cache_files(dataset, directory, "--cache-dir" if cache_dir is not None else "the data cache")
+    if cache_dir is not None:
+        directory, label = cache_dir / dataset, "--cache-dir"
+    else:
+        directory, label = user_cache_dir(dataset), "the data cache"
+    check_cache_files(dataset, directory, label)
     for name, status in download_dataset(dataset, directory).items():
         action = (
             f"downloaded from {status.downloaded_from}"

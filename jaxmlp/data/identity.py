@@ -115,7 +115,7 @@ def check_identity(spec: DatasetSpec, files: Mapping[str, Path], where: str) -> 
 
     Returns:
         ``"mnist"`` (all four are the official files), :data:`UNRECOGNISED`, or, when only
-        some are recognised, ``"mnist, with unrecognised FILES"``.
+        some are recognised, ``"unrecognised FILE, FILE"``.
 
     Raises:
         DatasetError: A file is another dataset's, or stands in another file's place.
@@ -132,7 +132,7 @@ def check_identity(spec: DatasetSpec, files: Mapping[str, Path], where: str) -> 
     if len(unknown) == len(known):
         return UNRECOGNISED
     if unknown:
-        return f"{spec.name}, with unrecognised {', '.join(unknown)}"
+        return f"unrecognised {', '.join(unknown)}"
     return spec.name
 
 
