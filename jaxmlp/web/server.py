@@ -308,6 +308,7 @@ class LabRequestHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         """Reads the request through a :class:`DeadlineSocketReader`."""
         super().setup()
+        self.rfile.close()  # the standard reader's reference to the socket, unused
         self.answered = False
         self.reader = DeadlineSocketReader(
             self.connection, time.monotonic() + self.server.request_deadline_s
