@@ -50,12 +50,13 @@ _memo: dict[tuple[str, int, int], KnownFile | None] = {}
 
 
 def known_sums(specs: Mapping[str, DatasetSpec]) -> dict[str, KnownFile]:
-    """Every known SHA-256 (official ``.gz`` and decompressed content) → its file."""
+    """Every known SHA-256 (official ``.gz``, known copies, decompressed content) → its file."""
     table = {}
     for spec in specs.values():
         for role, file_name in zip(sources.ROLES, spec.files, strict=True):
-            for sums in (spec.sha256, spec.content_sha256):
-                table[sums[file_name]] = KnownFile(spec.name, role)
+            for sums in (spec.sha256, spec.content_sha256, spec.copies_sha256):
+                if file_name in sums:
+                    table[sums[file_name]] = KnownFile(spec.name, role)
     return table
 
 

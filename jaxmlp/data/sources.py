@@ -9,6 +9,7 @@ dataset directories (``/usr/share/datasets/<dataset>``, as Debian's
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ class DatasetSpec:
         sha256: The SHA-256 of each official ``.gz`` file, by file name.
         content_sha256: The SHA-256 of each file's decompressed IDX content, by file name;
             it recognises the same data recompressed (as Debian ships it) or uncompressed.
+        copies_sha256: The SHA-256 of known recompressed copies of each ``.gz`` file, by
+            file name: recognised without decompressing them.
         mirrors: Base URLs tried in order; each file's URL is base + file name.
     """
 
@@ -44,6 +47,7 @@ class DatasetSpec:
     sha256: dict[str, str]
     content_sha256: dict[str, str]
     mirrors: tuple[str, ...]
+    copies_sha256: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def mirrors_env(self) -> str:
@@ -109,6 +113,13 @@ SPECS: dict[str, DatasetSpec] = {
             "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
             "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
             "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        # Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1, as installed.
+        copies_sha256={
+            "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+            "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+            "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+            "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
         },
         mirrors=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
