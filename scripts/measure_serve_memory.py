@@ -51,7 +51,8 @@ def png(width: int, height: int, mode: str = "L", bit_depth: int = 8, header_onl
         ]
         data = b"".join(parts) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
 
 
 def post_image(address, image: bytes) -> tuple[int, str]:
