@@ -23,7 +23,7 @@ import jax
 from jaxmlp import __version__, parallel, train
 from jaxmlp import checkpoint as checkpoints
 from jaxmlp.errors import CheckpointError, ConfigError, TrainingInterrupted
-from jaxmlp.files import atomic_write
+from jaxmlp.files import atomic_write, line_appender
 from jaxmlp.memory import check_fits_memory, run_bytes
 from jaxmlp.settings import Settings, resolve_settings, resume_conflicts
 
@@ -168,13 +168,8 @@ def metrics_sink(
     with atomic_write(path) as file:
         for record in [*earlier, header]:
             file.write((json.dumps(record) + "\n").encode())
-    with open(path, "a", encoding="utf-8") as file:
-
-        def write(record: dict) -> None:
-            file.write(json.dumps(record) + "\n")
-            file.flush()
-
-        yield write
+    with line_appender(path) as append:
+        yield lambda record: append((json.dumps(record) + "\n").encode())
 
 
 @contextlib.contextmanager

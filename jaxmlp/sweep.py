@@ -3,8 +3,9 @@
 A sweep's values come as text, as on the command line: a comma list makes a grid axis
 (``lr="0.1,0.5"``), an integer setting also takes ranges (``seed="0-4"``), layer sizes take
 ``;`` between alternatives (``sizes="784,15,10;784,30,10"``). The grid is the product of
-the axes. Its members are grouped by :class:`~jaxmlp.settings.Program`: each group is one
-population, one compiled program (:mod:`jaxmlp.population`), trained one after another.
+the axes, at most :data:`MAX_GRID_SIZE` members. Its members are grouped by
+:class:`~jaxmlp.settings.Program`: each group is one population, one compiled program
+(:mod:`jaxmlp.population`), trained one after another.
 
 A **row** is one setting of the grid apart from the seed: its members are the same
 experiment over several seeds, summarised by the mean, standard deviation, minimum and
@@ -18,6 +19,7 @@ import dataclasses
 import itertools
 import math
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,11 +29,14 @@ from jaxmlp.settings import (
     SPECS,
     Kind,
     Settings,
+    check_setting,
     program_of,
     resolve_settings,
     shown,
 )
 
+MAX_GRID_SIZE = 4096
+"""The most members one sweep may have; larger ranges and grids are refused unexpanded."""
 LIST_KINDS = (Kind.PROGRAM, Kind.VALUE)
 """Settings that may take several values in a sweep."""
 NOT_LISTS = ("augment_flip", "drop_last")
@@ -59,39 +64,69 @@ def parse_item(name: str, text: str) -> Any:
 def parse_axis(name: str, text: str) -> list[Any]:
     """The values of one grid axis: ``"0.1,0.5"``, ``"0-4"``, ``"784,15,10;784,30,10"``.
 
+    Ranges are checked from their ends (against the setting's range, and their length
+    against :data:`MAX_GRID_SIZE`) before any is expanded; duplicates are found in one pass.
+
     Raises:
-      ConfigError: an empty value, a malformed range, a duplicate, a value out of range.
+      ConfigError: an empty value, a malformed range, a range or list longer than a grid
+        may be, a duplicate, a value out of range.
     """
     separator = ";" if name == "sizes" else ","
-    values: list[Any] = []
+    pieces: list[range | Any] = []
     for item in text.split(separator):
         item = item.strip()
         if not item:
             raise ConfigError(f"has an empty value in {text!r}", setting=name)
         if name != "sizes" and FIELD_TYPES[name].startswith("int") and "-" in item[1:]:
-            values += parse_range(name, item)
+            pieces.append(parse_range(name, item))
         else:
-            values.append(parse_item(name, item))
+            pieces.append(parse_item(name, item))
+    count = sum(len(piece) if isinstance(piece, range) else 1 for piece in pieces)
+    if count > MAX_GRID_SIZE:
+        raise ConfigError(
+            f"has {count:,} values in {shown_text(text)}; a sweep has at most "
+            f"{MAX_GRID_SIZE:,} members",
+            setting=name,
+        )
+    values = [v for piece in pieces for v in (piece if isinstance(piece, range) else [piece])]
     if name == "sizes":
         from jaxmlp.settings import parse_sizes
 
         values = [parse_sizes(value) for value in values]
-    duplicates = sorted({str(v) for v in values if values.count(v) > 1})
+    duplicates = sorted({str(value) for value, times in Counter(values).items() if times > 1})
     if duplicates:
         raise ConfigError(f"lists {', '.join(duplicates)} more than once", setting=name)
     return values
 
 
-def parse_range(name: str, item: str) -> list[int]:
-    """``"0-4"`` → ``[0, 1, 2, 3, 4]``."""
+def shown_text(text: str, most: int = 40) -> str:
+    """``text`` quoted, cut to ``most`` characters."""
+    return repr(text if len(text) <= most else text[: most - 1] + "…")
+
+
+def parse_range(name: str, item: str) -> range:
+    """``"0-4"`` → ``range(0, 5)``, its ends checked against the setting's range."""
     low, _, high = item.partition("-")
     try:
         first, last = int(low), int(high)
     except ValueError:
-        raise ConfigError(f"has {item!r}, not a range such as 0-4", setting=name) from None
+        problem = f"has {shown_text(item)}, not a range such as 0-4"
+        raise ConfigError(problem, setting=name) from None
     if last < first:
-        raise ConfigError(f"has the empty range {item!r}", setting=name)
-    return list(range(first, last + 1))
+        raise ConfigError(f"has the empty range {shown_text(item)}", setting=name)
+    check_setting(name, first)
+    check_setting(name, last)
+    return range(first, last + 1)
+
+
+def check_grid_size(axes: Mapping[str, Sequence[Any]]) -> None:
+    """Raises ConfigError if the product of the axes' lengths exceeds :data:`MAX_GRID_SIZE`."""
+    size = math.prod(len(values) for values in axes.values())
+    if size > MAX_GRID_SIZE:
+        lengths = " × ".join(f"{len(values)} {name}" for name, values in axes.items())
+        raise ConfigError(
+            f"the grid has {size:,} members ({lengths}); a sweep has at most {MAX_GRID_SIZE:,}"
+        )
 
 
 def expand_grid(
@@ -99,6 +134,7 @@ def expand_grid(
 ) -> list[Settings]:
     """Every combination of the axes' values (in declaration order), each layered on the
     preset with the ``fixed`` values; checked like any run's settings."""
+    check_grid_size(axes)
     names = [name for name in SPECS if name in axes]
     return [
         resolve_settings(preset, explicit={**(fixed or {}), **dict(zip(names, combination))})

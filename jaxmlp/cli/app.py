@@ -47,9 +47,15 @@ def _root(
         typer.echo(ctx.get_help())
         return
     if not ctx.resilient_parsing:
+        import jax
+
+        from jaxmlp.compile_cache import removal_line, remove_damaged_entries
         from jaxmlp.runs import enable_compilation_cache
 
         enable_compilation_cache()
+        removed = remove_damaged_entries(jax.config.jax_compilation_cache_dir)
+        if removed:
+            typer.echo(removal_line(removed), err=True)
 
 
 def run_explaining_jax_failures(argv: Sequence[str] | None) -> object:
