@@ -25,12 +25,20 @@ TIME_BYTES = 4
 """JAX appends the compilation time to each entry's data in this many bytes."""
 
 
-def is_sound_entry(path: Path) -> bool:
-    """Whether the cache entry at ``path`` decompresses as JAX will read it."""
-    from jax._src.compilation_cache import decompress_executable
-
+def entry_reader():
+    """JAX's own reader of a cache entry's bytes (a private function: ``None`` where a JAX
+    version lacks it, and then no entry is judged)."""
     try:
-        return len(decompress_executable(path.read_bytes())) > TIME_BYTES
+        from jax._src.compilation_cache import decompress_executable
+    except ImportError:
+        return None
+    return decompress_executable
+
+
+def is_sound_entry(path: Path, decompress) -> bool:
+    """Whether the cache entry at ``path`` decompresses as JAX will read it."""
+    try:
+        return len(decompress(path.read_bytes())) > TIME_BYTES
     except Exception:  # noqa: BLE001 - zlib, zstd and I/O all fail differently
         return False
 
@@ -49,7 +57,8 @@ def remove_damaged_entries(directory: str | Path | None) -> list[Path]:
     Returns:
         The entries deleted. A cache that cannot be read or written is left as it is.
     """
-    if directory is None:
+    decompress = entry_reader()
+    if directory is None or decompress is None:
         return []
     directory = Path(directory)
     try:
@@ -59,7 +68,7 @@ def remove_damaged_entries(directory: str | Path | None) -> list[Path]:
     known = checked_names(directory)
     sound, removed = set(), []
     for entry in entries:
-        if entry.name in known or is_sound_entry(entry):
+        if entry.name in known or is_sound_entry(entry, decompress):
             sound.add(entry.name)
             continue
         with contextlib.suppress(OSError):

@@ -72,7 +72,7 @@ def test_damaged_cache_entries_are_removed_and_sound_ones_read_once(tmp_path, mo
     assert (tmp_path / CHECKED_LIST).read_text() == f"{kept.name}\n"
 
     reads = []
-    monkeypatch.setattr(compile_cache, "is_sound_entry", lambda path: reads.append(path))
+    monkeypatch.setattr(compile_cache, "is_sound_entry", lambda path, _: reads.append(path))
     assert remove_damaged_entries(tmp_path) == []
     assert reads == []
 
