@@ -53,15 +53,6 @@ class RunOptions:
     cluster: parallel.ClusterOptions = dataclasses.field(default_factory=parallel.ClusterOptions)
 
 
-def enable_compilation_cache() -> None:
-    """Keeps compiled XLA programs in the user cache, so a second run starts faster."""
-    from jaxmlp.data import user_cache_dir
-
-    jax.config.update("jax_compilation_cache_dir", str(user_cache_dir("xla")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def describe(settings: Settings, dataset) -> str:
     """The run's header line."""
     gradient = "BP1–BP4 by hand" if settings.grad == "manual" else "jax.grad"

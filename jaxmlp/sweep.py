@@ -27,8 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
 from jaxmlp.settings import (
     FIELD_TYPES,
@@ -315,7 +313,8 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
     Args:
       members: the grid's runs.
       dataset: their data (they share it).
-      devices: ``--devices`` (members first, then each member's batch; default one device).
+      devices: ``--devices`` (members first, then each member's batch; default: on CPU, the
+        CPU devices that take members, one per core at most; else one device).
       on_epoch: ``on_epoch(number, programs, members, progress)`` after each epoch of each
         population (``members``: the grid indices of its members).
       write: receives each member's epoch and test records (with ``member``, its index).
@@ -330,7 +329,7 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
     outcome = SweepOutcome([None] * len(members), [[] for _ in members])
     write = write or (lambda record: None)
     for number, group in enumerate(groups, start=1):
-        layout = parallel.device_layout(devices, len(group))
+        layout = parallel.device_layout(devices, len(group), spread_members=True)
         slots = padded(group, 1 if layout is None else layout.members)
 
         def report(progress, number=number, group=group):
@@ -451,7 +450,9 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
     groups = group_by_program(members)
     needed, largest = max((memory.run_bytes(members[g[0]], members=len(g)), len(g)) for g in groups)
     memory.check_fits_memory(needed, f"a population of {largest} runs")
-    layout = parallel.setup(first, parallel.ClusterOptions(), members=max(map(len, groups)))
+    layout = parallel.setup(
+        first, parallel.ClusterOptions(), members=max(map(len, groups)), spread_members=True
+    )
     devices = 1 if layout is None else layout.num_devices
     say = (lambda line: None) if options.quiet or options.as_json else echo
     columns = varying(members)
@@ -535,6 +536,7 @@ def save_member(path: Path, settings: Settings, state, history: list) -> None:
     """Writes one member (its state without the member axis) as an ordinary checkpoint
     (``train --resume`` continues it)."""
     import jax
+    import numpy as np
 
     from jaxmlp import checkpoint as checkpoints
 

@@ -10,11 +10,8 @@ import typer
 
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import DATA_SETTINGS, with_settings
-from jaxmlp.data import dataset_summary, download_dataset, format_summary
-from jaxmlp.runs import load_settings_data
-from jaxmlp.settings import Settings
-from jaxmlp.data.sources import get_spec, user_cache_dir
 from jaxmlp.outputs import check_outputs
+from jaxmlp.settings import Settings
 
 
 @app.command("download")
@@ -32,6 +29,9 @@ def download(
     Mirrors are tried in order; JAXMLP_MNIST_MIRRORS or JAXMLP_FASHION_MNIST_MIRRORS
     (comma-separated base URLs) replace them.
     """
+    from jaxmlp.data import download_dataset
+    from jaxmlp.data.sources import user_cache_dir
+
     dataset = Settings(**(settings or {})).dataset
     if cache_dir is not None:
         directory, label = cache_dir / dataset, "--cache-dir"
@@ -50,6 +50,8 @@ def download(
 
 def check_cache_files(dataset: str, directory: Path, label: str) -> None:
     """Checks the paths of the dataset's files in the cache before anything is fetched."""
+    from jaxmlp.data.sources import get_spec
+
     check_outputs({label: [directory / name for name in get_spec(dataset).files]})
 
 
@@ -60,6 +62,9 @@ def data_info(
     settings: dict[str, Any] | None = None,
 ) -> int:
     """Show the sizes and class counts of each split and where the data came from."""
+    from jaxmlp.data import dataset_summary, format_summary
+    from jaxmlp.runs import load_settings_data
+
     summary = dataset_summary(load_settings_data(Settings(**(settings or {}))))
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
     return 0

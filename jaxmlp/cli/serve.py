@@ -7,9 +7,6 @@ from pathlib import Path
 import typer
 
 from jaxmlp.cli.app import app
-from jaxmlp.runs import class_names_of, load_image_classifier
-from jaxmlp.web import DigitLab, ServerInterrupted, make_server
-from jaxmlp.web.server import is_loopback
 
 
 @app.command("serve")
@@ -27,6 +24,10 @@ def serve(
     BP1–BP4 for a label you pick. It takes SGD steps on your digit in
     memory; the checkpoint file is never written. Ctrl-C stops it.
     """
+    from jaxmlp.runs import class_names_of, load_image_classifier
+    from jaxmlp.web import DigitLab, ServerInterrupted, make_server
+    from jaxmlp.web.server import is_loopback
+
     model = load_image_classifier(checkpoint)
     lab = DigitLab(model.params, class_names_of(model), str(checkpoint))
     server = make_server(lab, host, port)

@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from jaxmlp import parallel, runs
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
 from jaxmlp.outputs import check_outputs
@@ -60,6 +59,8 @@ def train_command(
     Epochs report the validation split; the test split is reported once, at the end.
     Exit codes: 0 done, 1 diverged or data/checkpoint problem, 2 bad arguments, 130 Ctrl-C.
     """
+    from jaxmlp import parallel, runs
+
     check_outputs({"--save": save, "--metrics-out": metrics_out})
     run = runs.RunOptions(
         preset=Preset(preset).value,

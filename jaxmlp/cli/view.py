@@ -8,25 +8,15 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 
-from jaxmlp import plots, viz
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import DATA_SETTINGS, with_settings
 from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, InputFileError
-from jaxmlp.evaluation import evaluate_params, evaluation_report, predict_images
 from jaxmlp.files import atomic_write
-from jaxmlp.images import load_digit
 from jaxmlp.outputs import check_outputs
-from jaxmlp.runs import (
-    class_names_of,
-    load_image_classifier,
-    load_settings_data,
-    load_training_data,
-)
 from jaxmlp.settings import Settings
 
 MAX_SHOWN = 1000
@@ -98,10 +88,12 @@ def note_limit(model, examples: int, split: str) -> None:
         )
 
 
-def plot_files(
-    directory: Path | None, names: tuple[str, ...] = plots.ALL_PLOTS
-) -> list[Path] | None:
-    """The PNG files a plot directory receives (``None`` without a directory)."""
+def plot_files(directory: Path | None, names: tuple[str, ...] | None = None) -> list[Path] | None:
+    """The PNG files a plot directory receives (``names``: all plots; ``None`` without a
+    directory)."""
+    from jaxmlp import plots
+
+    names = plots.ALL_PLOTS if names is None else names
     return None if directory is None else [directory / name for name in names]
 
 
@@ -123,6 +115,12 @@ def evaluate(
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on a split."""
+    import numpy as np
+
+    from jaxmlp import plots, viz
+    from jaxmlp.evaluation import evaluate_params, evaluation_report
+    from jaxmlp.runs import load_image_classifier, load_training_data
+
     if plot_dir is not None:
         plots.require_matplotlib()
     check_outputs({"--plot-dir": plot_files(plot_dir)})
@@ -180,6 +178,13 @@ def predict(
     cropped to the digit, scaled to fit 20×20 and centred by centre of mass
     in 28×28.
     """
+    import numpy as np
+
+    from jaxmlp import viz
+    from jaxmlp.evaluation import predict_images
+    from jaxmlp.images import load_digit
+    from jaxmlp.runs import class_names_of, load_image_classifier, load_training_data
+
     if images and index:
         raise ConfigError("give IMAGE files or --index, not both")
     if not images and not index:
@@ -234,6 +239,9 @@ def show(
     The terminal drawing uses Unicode half-blocks (two pixels a character):
     in gray levels where the terminal shows colour, else in black and white.
     """
+    from jaxmlp import viz
+    from jaxmlp.runs import load_settings_data
+
     check_outputs({"--out": out})
     data = load_settings_data(Settings(**(settings or {})))
     examples = split_of(data, split.value)
@@ -271,6 +279,12 @@ def plot(
     confusion_matrix.png, first_layer_weights.png and misclassified.png
     (evaluated on --split). Needs matplotlib, the 'plot' extra of jaxmlp.
     """
+    import numpy as np
+
+    from jaxmlp import plots
+    from jaxmlp.evaluation import evaluate_params
+    from jaxmlp.runs import load_image_classifier, load_training_data
+
     plots.require_matplotlib()
     if not source.is_file():
         raise InputFileError(f"{source} does not exist or is not a file")
