@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -141,7 +141,7 @@ class RunEvents:
         self.writer.file_writer.add_summary(self._end)
         self.writer.close()
 
-    def __enter__(self) -> RunEvents:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:
