@@ -78,6 +78,7 @@ class TrainingInterrupted(JaxmlpError):
       completed_epoch: the last epoch that was complete (``None``: none was).
       saved: ``(path, epoch)`` of the checkpoint written last, if any.
       done: says how far the work got, instead of ``completed_epoch``.
+      hint: how to continue (``continue with: jaxmlp train --resume …``).
     """
 
     exit_code = INTERRUPTED_EXIT_CODE
@@ -88,6 +89,7 @@ class TrainingInterrupted(JaxmlpError):
         saved: tuple[object, int] | None = None,
         *,
         done: str | None = None,
+        hint: str | None = None,
     ):
         self.completed_epoch = completed_epoch
         self.saved = saved
@@ -98,4 +100,5 @@ class TrainingInterrupted(JaxmlpError):
                 else "before the first epoch ended"
             )
         where = f"; {saved[0]} holds epoch {saved[1]}" if saved is not None else ""
-        super().__init__(f"interrupted {done}{where}")
+        then = f"; {hint}" if hint else ""
+        super().__init__(f"interrupted {done}{where}{then}")

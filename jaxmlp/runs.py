@@ -14,15 +14,22 @@ import dataclasses
 import datetime
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
-from jaxmlp import __version__, parallel, train
+from jaxmlp import __version__, keeping, parallel, train
 from jaxmlp import checkpoint as checkpoints
-from jaxmlp.errors import CheckpointError, ConfigError, TrainingInterrupted
+from jaxmlp.errors import (
+    CheckpointError,
+    ConfigError,
+    DivergenceError,
+    TrainingInterrupted,
+)
 from jaxmlp.files import atomic_write
 from jaxmlp.memory import check_fits_memory, run_bytes
 from jaxmlp.settings import Settings, resolve_settings, resume_conflicts
@@ -41,6 +48,11 @@ class RunOptions:
       quiet: print only the test result.
       progress: draw a progress bar (on a terminal).
       cluster: how this process joins a multi-process run.
+      run_dir: the run directory that keeps everything (see :mod:`jaxmlp.run_dir`).
+      overwrite: replace an earlier run's outputs.
+      early_stop: stop when validation accuracy has not improved for this many epochs.
+      as_json: print only the final record, as one JSON object.
+      argv: the command line, for the run's record (default ``sys.argv``).
     """
 
     preset: str = "seed"
@@ -51,6 +63,11 @@ class RunOptions:
     quiet: bool = False
     progress: bool = False
     cluster: parallel.ClusterOptions = dataclasses.field(default_factory=parallel.ClusterOptions)
+    run_dir: Path | None = None
+    overwrite: bool = False
+    early_stop: int | None = None
+    as_json: bool = False
+    argv: tuple[str, ...] | None = None
 
 
 def enable_compilation_cache() -> None:
@@ -226,7 +243,7 @@ def settings_for_run(
     """
     if options.resume is None:
         return resolve_settings(options.preset, explicit=options.explicit), None
-    resume = checkpoints.load_checkpoint(options.resume)
+    resume = checkpoints.load_checkpoint(keeping.resume_source(options.resume)[0])
     if not resume.opt_state_leaves:
         raise CheckpointError(
             f"checkpoint {options.resume} holds no optimizer state (parameters only); "
@@ -251,12 +268,27 @@ def settings_for_run(
     return settings, resume
 
 
-def train_from_options(options: RunOptions, echo: Callable[[str], None] = print, dataset=None):
+def train_from_options(
+    options: RunOptions,
+    echo: Callable[[str], None] = print,
+    dataset=None,
+    note: Callable[[str], None] | None = None,
+):
     """Runs ``jaxmlp train``: returns the :class:`~jaxmlp.train.TrainResult`.
 
-    ``dataset`` replaces loading the configured one (a notebook's own data, tests).
+    ``dataset`` replaces loading the configured one (a notebook's own data, tests);
+    ``note`` prints notices and, with ``--json``, the closing line (default: standard error).
     """
+    note = note or (lambda line: print(line, file=sys.stderr))
+    plan = keeping.plan_outputs(
+        run_dir=options.run_dir,
+        save=options.save,
+        metrics_out=options.metrics_out,
+        resume=options.resume,
+        overwrite=options.overwrite,
+    )
     settings, resume = settings_for_run(options)
+    keeping.check_early_stop(options.early_stop, settings)
     check_fits_memory(run_bytes(settings), f"training {'-'.join(map(str, settings.sizes))}")
     layout = parallel.setup(settings, options.cluster)
     main_process = parallel.is_main_process()
@@ -267,45 +299,105 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
         origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"
         dataset = load_settings_data(settings, origin)
     trainer = train.prepare(settings, dataset, **parallel.fit_hooks(layout))
-    say = (lambda line: None) if options.quiet or not main_process else echo
+    quiet = options.quiet or options.as_json or not main_process
+    say = (lambda line: None) if quiet else echo
     say(describe(settings, dataset))
     if layout is not None:
         say(layout.describe(settings.batch_size))
+    if not main_process:
+        plan = keeping.OutputPlan()
+    keeping.prepare_run_dir(plan, options.overwrite)
+    keeper = keeping.RunKeeper(
+        plan, kept_settings(settings), dataset, argv=options.argv,
+        early_stop=options.early_stop, note=note,
+    )
+    keeper.start()
     done = resume.epoch if resume else 0
     history: list[dict] = list(resume.metrics) if resume else []
     state = trainer.restored_state(resume.params, resume.opt_state_leaves) if resume else None
-    metrics_path = options.metrics_out if main_process else None
     earlier = (
-        records_before_resume(read_metrics_records(metrics_path), history, done)
-        if resume and metrics_path is not None
+        records_before_resume(read_metrics_records(plan.metrics), history, done)
+        if resume and plan.metrics is not None
         else []
     )
-    saved: tuple[Path, int] | None = None
     with (
-        metrics_sink(metrics_path, start_record(settings, done), earlier) as write_metrics,
+        metrics_sink(plan.metrics, start_record(settings, done), earlier) as write_metrics,
         epoch_printer(say, settings.epochs, done, options.progress) as (print_line, advance),
     ):
 
-        def on_epoch(history: list[dict], state: train.TrainState) -> None:
-            nonlocal saved
-            record = history[-1]
-            if options.save is not None and main_process:
-                save_epoch(options.save, settings, state, history)
-                saved = (options.save, record["epoch"])
-            write_metrics(record)
-            print_line(format_epoch(record, settings.epochs))
+        def on_epoch(history: list[dict], state: train.TrainState) -> bool:
+            stop = keeper.on_epoch(
+                history,
+                lambda path: save_epoch(path, settings, state, history),
+                lambda: np.asarray(jax.device_get(state.params[0].w)),
+            )
+            write_metrics(history[-1])
+            print_line(format_epoch(history[-1], settings.epochs))
             advance()
+            if stop:
+                print_line(keeper.stopped_early)
+            return stop
 
         try:
             result = train.fit(
                 trainer, state, start_epoch=done, history=history, on_epoch=on_epoch
             )
         except TrainingInterrupted as interrupted:
-            raise TrainingInterrupted(interrupted.completed_epoch, saved) from None
+            keeper.abandon(history, "interrupted")
+            raise TrainingInterrupted(
+                interrupted.completed_epoch, keeper.saved, hint=keeper.resume_hint()
+            ) from None
+        except DivergenceError:
+            keeper.abandon(history, "diverged")
+            raise
         write_metrics(result.test)
+    record = keeper.finish(
+        result.history, result.test, plots=lambda directory: save_run_plots(
+            directory, result, dataset
+        ),
+    )
     if main_process:
-        echo(format_test(result.test))
+        report_end(options, keeper, record, result, echo, note)
     return result
+
+
+def kept_settings(settings: Settings) -> Settings:
+    """The settings as a run keeps them: the data directory absolute, so that ``evaluate``,
+    ``--resume`` and ``--config DIR/config.toml`` find the same data from anywhere."""
+    data_dir = settings.data_dir.resolve() if settings.data_dir is not None else None
+    return settings.replace(data_dir=data_dir)
+
+
+def save_run_plots(directory: Path, result: train.TrainResult, dataset) -> list[Path]:
+    """A run directory's plots: learning curves, confusion matrix and mistakes on the test
+    split, first-layer weights."""
+    from jaxmlp import plots
+    from jaxmlp.evaluation import evaluate_params
+
+    plots.require_matplotlib()
+    params = jax.device_get(result.params)
+    return plots.save_all_plots(
+        directory,
+        metrics=result.history,
+        first_layer_weights=np.asarray(params[0].w),
+        images=dataset.test.images,
+        evaluation=evaluate_params(params, dataset.test.images, dataset.test.labels),
+        class_names=dataset.class_names,
+    )
+
+
+def report_end(options: RunOptions, keeper, record: dict, result, echo, note) -> None:
+    """The test line and what was written where; with ``--json``, the record instead (and
+    the written line on standard error)."""
+    summary = keeper.summary()
+    if options.as_json:
+        echo(json.dumps(record))
+        if summary:
+            note(summary)
+        return
+    echo(format_test(result.test))
+    if summary and not options.quiet:
+        echo(summary)
 
 
 def load_settings_data(settings: Settings, data_dir_origin: str = "--data-dir"):

@@ -396,7 +396,8 @@ def fit(
       start_epoch: how many epochs ``state`` has trained.
       history: the records of those epochs; each new epoch's record is appended to it.
       on_epoch: called after each epoch with the history (its last record the new
-        epoch's) and the new state, before that state is donated to the next epoch.
+        epoch's) and the new state, before that state is donated to the next epoch; a
+        true return value ends training after that epoch (early stopping).
 
     Raises:
       DivergenceError: an epoch's training loss was NaN, infinite, or above
@@ -424,8 +425,8 @@ def fit(
             )
             seconds = time.perf_counter() - began
             history.append(epoch_record(epoch + 1, totals, lr, seconds, validation))
-            if on_epoch is not None:
-                on_epoch(history, state)
+            if on_epoch is not None and on_epoch(history, state):
+                break
     except KeyboardInterrupt:
         raise TrainingInterrupted(history[-1]["epoch"] if history else None) from None
     test_x, test_y = trainer.data["test"]
