@@ -45,7 +45,7 @@ def arrays_of(path) -> dict[str, np.ndarray]:
 def test_a_run_directory_keeps_the_run_together(capsys, data_dir, tmp_path):
     run_dir = tmp_path / "run"
     code, out, err = train(capsys, data_dir, "--epochs", 3, "--run-dir", run_dir)
-    assert code == 0
+    assert code == 0 and err == ""
     entries = sorted(path.name for path in run_dir.iterdir())
     assert entries == ["best.npz", "config.toml", "last.npz", "metrics.jsonl", "plots",
                        "run.json", "tensorboard"]
@@ -83,11 +83,9 @@ def test_nothing_is_replaced_without_overwrite(capsys, data_dir, tmp_path):
     assert train(capsys, data_dir, "--epochs", 2, "--save", keep, "--metrics-out", log)[0] == 0
     before = keep.read_bytes(), log.read_text(), (run_dir / "run.json").read_text()
     for argv, message in [
-        (("--run-dir", run_dir), f"--run-dir {run_dir} is not empty; pass --overwrite to write "
-                                 "into it"),
+        (("--run-dir", run_dir), f"--run-dir {run_dir} is not empty; pass --overwrite to write into it"),
         (("--save", keep), f"--save {keep} already exists; pass --overwrite to replace it"),
-        (("--metrics-out", log), f"--metrics-out {log} already exists; pass --overwrite to "
-                                 "replace it"),
+        (("--metrics-out", log), f"--metrics-out {log} already exists; pass --overwrite to replace it"),
     ]:
         code, out, err = train(capsys, data_dir, "--epochs", 1, *argv)
         assert (code, out, err) == (2, "", f"jaxmlp: error: {message}\n")
