@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import sys
@@ -214,7 +215,8 @@ def epoch_printer(echo: Callable[[str], None], total: int, done: int, progress: 
 
 
 def save_epoch(path: Path, settings: Settings, state: train.TrainState, history) -> None:
-    """Writes the checkpoint after the epochs in ``history``.
+    """Writes one member's checkpoint (``state`` without the member axis) after the epochs
+    in ``history``.
 
     The settings are stored whole, the data directory absolute, so that ``evaluate``,
     ``plot`` and ``--resume`` find the same data without being told again.
@@ -274,7 +276,7 @@ def train_from_options(
     dataset=None,
     note: Callable[[str], None] | None = None,
 ):
-    """Runs ``jaxmlp train``: returns the :class:`~jaxmlp.train.TrainResult`.
+    """Runs ``jaxmlp train``: returns the :class:`~jaxmlp.train.FitResult` (one member).
 
     ``dataset`` replaces loading the configured one (a notebook's own data, tests);
     ``note`` prints notices and, with ``--json``, the closing line (default: standard error).
@@ -293,17 +295,17 @@ def train_from_options(
     layout = parallel.setup(settings, options.cluster)
     main_process = parallel.is_main_process()
     if layout is not None:
-        layout.check_batch_size(settings.batch_size)
+        layout.check(1, settings.batch_size)
     if dataset is None:
         inherited = resume is not None and options.explicit.get("data_dir") is None
         origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"
         dataset = load_settings_data(settings, origin)
-    trainer = train.prepare(settings, dataset, **parallel.fit_hooks(layout))
+    trainer = train.prepare(settings, dataset, layout=layout)
     quiet = options.quiet or options.as_json or not main_process
     say = (lambda line: None) if quiet else echo
     say(describe(settings, dataset))
     if layout is not None:
-        say(layout.describe(settings.batch_size))
+        say(f"Data parallel over {layout.describe(settings.batch_size)}")
     if not main_process:
         plan = keeping.OutputPlan()
     keeping.prepare_run_dir(plan, options.overwrite)
@@ -325,11 +327,13 @@ def train_from_options(
         epoch_printer(say, settings.epochs, done, options.progress) as (print_line, advance),
     ):
 
-        def on_epoch(history: list[dict], state: train.TrainState) -> bool:
+        def on_epoch(progress: train.FitState) -> bool:
+            history = progress.histories[0]
+            member = functools.cache(lambda: trainer.member_state(progress.state, 0))
             stop = keeper.on_epoch(
                 history,
-                lambda path: save_epoch(path, settings, state, history),
-                lambda: np.asarray(jax.device_get(state.params[0].w)),
+                lambda path: save_epoch(path, settings, member(), history),
+                lambda: member().params[0].w,
             )
             write_metrics(history[-1])
             print_line(format_epoch(history[-1], settings.epochs))
@@ -338,17 +342,19 @@ def train_from_options(
                 print_line(keeper.stopped_early)
             return stop
 
+        start = trainer.start(state, epoch=done, histories=[history])
         try:
-            result = train.fit(
-                trainer, state, start_epoch=done, history=history, on_epoch=on_epoch
-            )
+            result = train.fit(trainer, start, on_epoch=on_epoch)
         except TrainingInterrupted as interrupted:
-            keeper.abandon(history, "interrupted")
+            keeper.abandon(latest_history(interrupted, history), "interrupted")
             raise TrainingInterrupted(
-                interrupted.completed_epoch, keeper.saved, hint=keeper.resume_hint()
+                interrupted.completed_epoch,
+                keeper.saved,
+                hint=keeper.resume_hint(),
+                progress=interrupted.progress,
             ) from None
-        except DivergenceError:
-            keeper.abandon(history, "diverged")
+        except DivergenceError as diverged:
+            keeper.abandon(latest_history(diverged, history), "diverged")
             raise
         write_metrics(result.test)
     record = keeper.finish(
@@ -359,6 +365,12 @@ def train_from_options(
     if main_process:
         report_end(options, keeper, record, result, echo, note)
     return result
+
+
+def latest_history(error: Exception, history: list[dict]) -> list[dict]:
+    """The solo run's records as far as an interrupted or diverged fit got."""
+    progress = getattr(error, "progress", None)
+    return progress.histories[0] if progress is not None else history
 
 
 def kept_settings(settings: Settings) -> Settings:
