@@ -332,3 +332,158 @@ def check_early_stop(patience: int | None, settings: Settings) -> None:
             "--early-stop watches validation accuracy, but --val-size is 0 (no validation split)"
         )
 
+
+
+class SweepKeeper:
+    """Writes a sweep's run directory (see :mod:`jaxmlp.run_dir`): ``config.toml`` with
+    the grid's axes as lists, ``run.json``, the table as text and JSON, and one TensorBoard
+    run per member (scalars and settings) named by its settings; the sweep itself writes
+    ``metrics.jsonl``, ``best.npz`` and ``plots/`` there.
+
+    Args:
+      run_dir: the directory (created, or cleared of a run's entries with ``overwrite``).
+      members: the grid's runs.
+      axes: the grid's axes of more than one value.
+      argv: the command line, for ``run.json``.
+      note: prints a notice (standard error).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        members: Sequence[Settings],
+        axes: Mapping[str, Sequence[Any]],
+        *,
+        argv: Sequence[str] | None = None,
+        note: Callable[[str], None] = print,
+    ):
+        from jaxmlp.sweep import varying
+
+        self.run_dir = run_dir
+        self.members = list(members)
+        self.axes = dict(axes)
+        self.columns = varying(self.members)
+        self.argv = argv
+        self.note = note
+        self.started = layout.now_text()
+        self.dataset = None
+        self.events: dict[int, Any] = {}
+        self.tensorboard = True
+
+    def start(self, dataset, overwrite: bool) -> None:
+        """Creates the directory, writes ``config.toml`` and a ``run.json`` saying it runs."""
+        if overwrite and self.run_dir.is_dir():
+            layout.clear_run_dir(self.run_dir, layout.SWEEP_ENTRIES)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.dataset = dataset
+        first = kept(self.members[0])
+        text = settings_toml(first, axes=self.axes, command="sweep")
+        layout.write_text(self.run_dir / layout.CONFIG, text)
+        self.write_record("running")
+
+    def member_record(self, record: Mapping[str, Any]) -> None:
+        """One member's epoch or test record, into its TensorBoard run."""
+        if not self.tensorboard:
+            return
+        index = record["member"]
+        if index not in self.events:
+            from jaxmlp.tensorboard_events import RunEvents, member_run_name
+
+            name = member_run_name(index, self.members[index], self.columns)
+            try:
+                self.events[index] = RunEvents(self.run_dir / layout.EVENTS / name,
+                                               self.members[index])
+            except MissingDependencyError as missing:
+                self.note(f"note: no TensorBoard events: {missing}")
+                self.tensorboard = False
+                return
+        if record.get("event", "epoch") == "test":
+            self.events.pop(index).finish(record)
+        else:
+            self.events[index].epoch(record)
+
+    def write_record(self, status: str, final: Mapping[str, Any] | None = None) -> dict:
+        """Writes ``run.json``: the first member's settings, the axes, the runs."""
+        record = layout.run_record(
+            command="sweep",
+            argv=self.argv,
+            settings=kept(self.members[0]).to_dict(),
+            dataset=self.dataset,
+            started=self.started,
+            status=status,
+            final=final,
+            ended=None if status == "running" else layout.now_text(),
+        )
+        record["axes"] = {name: [str(value) for value in values]
+                          for name, values in self.axes.items()}
+        record["runs"] = len(self.members)
+        layout.write_json(self.run_dir / layout.RECORD, record)
+        return record
+
+    def finish(self, report: Mapping[str, Any], table: str, best: Mapping[str, Any] | None) -> None:
+        """Writes the table (text and JSON) and the final ``run.json``."""
+        for events in self.events.values():
+            events.writer.close()
+        layout.write_text(self.run_dir / layout.TABLE_TEXT, table + "\n")
+        layout.write_json(self.run_dir / layout.TABLE_JSON, report)
+        status = "interrupted" if report.get("interrupted") else "finished"
+        self.write_record(status, {"best": best, "runs": report.get("runs"),
+                                   "seconds": report.get("seconds"),
+                                   "interrupted": report.get("interrupted")})
+
+    def summary(self, best: Mapping[str, Any] | None) -> str:
+        """One line saying what was written where."""
+        parts = [layout.CONFIG, layout.RECORD, layout.TABLE_TEXT, layout.TABLE_JSON]
+        if best is not None and (self.run_dir / layout.BEST).exists():
+            parts.append(f"{layout.BEST} (member {best['member']}, validation "
+                         f"{100 * best['val_accuracy']:.2f}%)")
+        parts.append(layout.METRICS)
+        events = self.run_dir / layout.EVENTS
+        if events.is_dir():
+            parts.append(f"{layout.EVENTS}/ ({len(list(events.iterdir()))} runs)")
+        if (self.run_dir / layout.PLOTS).is_dir():
+            parts.append(f"{layout.PLOTS}/")
+        return f"wrote {self.run_dir}: {', '.join(parts)}"
+
+
+def kept(settings: Settings) -> Settings:
+    """The settings as a run keeps them: the data directory absolute, so that ``evaluate``,
+    ``--resume`` and ``--config DIR/config.toml`` find the same data from anywhere."""
+    data_dir = settings.data_dir.resolve() if settings.data_dir is not None else None
+    return settings.replace(data_dir=data_dir)
+
+
+def plan_sweep_outputs(
+    *,
+    run_dir: Path | None,
+    metrics_out: Path | None,
+    save_best: Path | None,
+    plot_dir: Path | None,
+    overwrite: bool,
+) -> tuple[Path | None, Path | None, Path | None]:
+    """A sweep's metrics file, best checkpoint and plot directory (a run directory's own
+    when given); the checks of :func:`plan_outputs`.
+
+    Raises:
+      ConfigError: ``--run-dir`` with another output flag.
+      OutputPathError: as :func:`plan_outputs`.
+    """
+    if run_dir is not None:
+        given = [flag for flag, value in (("--metrics-out", metrics_out),
+                 ("--save-best", save_best), ("--plot-dir", plot_dir)) if value is not None]
+        if given:
+            raise ConfigError(
+                f"give --run-dir or {given[0]}, not both: a sweep's run directory keeps its "
+                f"metrics, best run and plots"
+            )
+        metrics_out, save_best = run_dir / layout.METRICS, run_dir / layout.BEST
+        plot_dir = run_dir / layout.PLOTS
+        check_outputs({"--run-dir": [run_dir / name for name in (
+            layout.CONFIG, layout.RECORD, layout.TABLE_TEXT, layout.TABLE_JSON, layout.BEST,
+            layout.METRICS)]})
+        check_not_replacing(directories={"--run-dir": run_dir}, overwrite=overwrite)
+    else:
+        check_not_replacing(
+            {"--metrics-out": metrics_out, "--save-best": save_best}, overwrite=overwrite
+        )
+    return metrics_out, save_best, plot_dir

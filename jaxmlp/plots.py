@@ -49,6 +49,15 @@ MISCLASSIFIED_COUNT = 36
 DPI = 100
 
 
+def has_matplotlib() -> bool:
+    """Whether matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def require_matplotlib() -> None:
     """Raises MissingDependencyError, naming the extra to install, if matplotlib is absent."""
     try:

@@ -310,7 +310,7 @@ def train_from_options(
         plan = keeping.OutputPlan()
     keeping.prepare_run_dir(plan, options.overwrite)
     keeper = keeping.RunKeeper(
-        plan, kept_settings(settings), dataset, argv=options.argv,
+        plan, keeping.kept(settings), dataset, argv=options.argv,
         early_stop=options.early_stop, note=note,
     )
     keeper.start()
@@ -373,13 +373,6 @@ def latest_history(error: Exception, history: list[dict]) -> list[dict]:
     return progress.histories[0] if progress is not None else history
 
 
-def kept_settings(settings: Settings) -> Settings:
-    """The settings as a run keeps them: the data directory absolute, so that ``evaluate``,
-    ``--resume`` and ``--config DIR/config.toml`` find the same data from anywhere."""
-    data_dir = settings.data_dir.resolve() if settings.data_dir is not None else None
-    return settings.replace(data_dir=data_dir)
-
-
 def save_run_plots(directory: Path, result: train.TrainResult, dataset) -> list[Path]:
     """A run directory's plots: learning curves, confusion matrix and mistakes on the test
     split, first-layer weights."""
@@ -400,7 +393,7 @@ def save_run_plots(directory: Path, result: train.TrainResult, dataset) -> list[
 
 def report_end(options: RunOptions, keeper, record: dict, result, echo, note) -> None:
     """The test line and what was written where; with ``--json``, the record instead (and
-    the written line on standard error)."""
+    the written line on standard error, as with ``--quiet``)."""
     summary = keeper.summary()
     if options.as_json:
         echo(json.dumps(record))
@@ -408,8 +401,8 @@ def report_end(options: RunOptions, keeper, record: dict, result, echo, note) ->
             note(summary)
         return
     echo(format_test(result.test))
-    if summary and not options.quiet:
-        echo(summary)
+    if summary:
+        (note if options.quiet else echo)(summary)
 
 
 def load_settings_data(settings: Settings, data_dir_origin: str = "--data-dir"):
