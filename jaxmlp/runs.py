@@ -125,15 +125,19 @@ def format_test(test: dict[str, Any]) -> str:
     )
 
 
-def start_record(settings: Settings, resumed_from: int) -> dict[str, Any]:
-    """The header of a run (or a resume) in its metrics file: settings, versions, device."""
+def start_record(settings: Settings, resumed_from: int, dataset=None) -> dict[str, Any]:
+    """The header of a run (or a resume) in its metrics file: settings, the data as found
+    (``data``: its source, never ``null``, and split sizes), versions, device."""
     import jaxlib
+
+    from jaxmlp.run_dir import data_record
 
     device = jax.devices()[0]
     return {
         "event": "start",
         "resumed_from_epoch": resumed_from,
         "settings": settings.to_dict(),
+        **({"data": data_record(dataset)} if dataset is not None else {}),
         "jaxmlp": __version__,
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
@@ -323,7 +327,7 @@ def train_from_options(
         else []
     )
     with (
-        metrics_sink(plan.metrics, start_record(settings, done), earlier) as write_metrics,
+        metrics_sink(plan.metrics, start_record(settings, done, dataset), earlier) as write_metrics,
         epoch_printer(say, settings.epochs, done, options.progress) as (print_line, advance),
     ):
 

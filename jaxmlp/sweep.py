@@ -460,7 +460,7 @@ def sweep_from_options(
 
     began = time.perf_counter()
     interrupted = None
-    with runs.metrics_sink(metrics_out, sweep_start_record(members, axes), []) as write:
+    with runs.metrics_sink(metrics_out, sweep_start_record(members, axes, dataset), []) as write:
 
         def write_member(record):
             member = members[record["member"]]
@@ -520,11 +520,13 @@ def sweep_from_options(
     return report
 
 
-def sweep_start_record(members: list[Settings], axes: dict[str, list]) -> dict[str, Any]:
+def sweep_start_record(
+    members: list[Settings], axes: dict[str, list], dataset=None
+) -> dict[str, Any]:
     """The metrics file's header: the first run's settings, the grid's axes, versions."""
     from jaxmlp import runs
 
-    record = runs.start_record(members[0], 0)
+    record = runs.start_record(members[0], 0, dataset)
     record["axes"] = {name: [str(value) for value in values] for name, values in axes.items()}
     record["runs"] = len(members)
     return record

@@ -192,14 +192,21 @@ def test_early_stop_needs_a_validation_split(capsys, data_dir):
     assert code == 2 and "--val-size is 0" in capsys.readouterr().err
 
 
-def test_json_prints_the_final_record_alone(capsys, data_dir, tmp_path):
-    code, out, err = train(capsys, data_dir, "--epochs", 2, "--json", "--save", tmp_path / "m.npz")
+def test_json_prints_the_final_record_alone(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXMLP_DATA_DIR", str(data_dir))
+    model, log = tmp_path / "m.npz", tmp_path / "m.jsonl"
+    code = main(["train", *TINY, "--epochs", "2", "--json", "--save", str(model),
+                 "--metrics-out", str(log)])
+    out, err = capsys.readouterr()
     assert code == 0
     record = json.loads(out)
     assert record["status"] == "finished" and record["final"]["epochs"] == 2
     assert record["final"]["test"]["event"] == "test"
-    assert record["final"]["files"] == {"checkpoint": str(tmp_path / "m.npz")}
-    assert err == f"wrote {tmp_path / 'm.npz'} (epoch 2)\n"
+    assert record["final"]["files"] == {"checkpoint": str(model), "metrics": str(log)}
+    assert record["data"]["source"] == f"{data_dir} (JAXMLP_DATA_DIR)"
+    assert record["settings"]["data_dir"] is None
+    assert metrics_of(log)[0]["data"]["source"] == f"{data_dir} (JAXMLP_DATA_DIR)"
+    assert err == f"wrote {model} (epoch 2), {log}\n"
 
 
 def test_plain_train_writes_nothing_and_says_nothing_more(capsys, data_dir, tmp_path, monkeypatch):
