@@ -199,10 +199,9 @@ class RunKeeper:
         if self.plan.checkpoint is not None:
             save(self.plan.checkpoint)
             self.saved = (self.plan.checkpoint, record["epoch"])
-        if layout.improved(history):
-            self.best = record
-            if self.plan.best is not None:
-                save(self.plan.best)
+        self.best = layout.best_val_epoch(history)
+        if self.plan.best is not None and layout.improved(history):
+            save(self.plan.best)
         if self.events is not None:
             self.events.epoch(record, first_layer_weights())
         if layout.should_stop_early(history, self.early_stop):
@@ -216,10 +215,12 @@ class RunKeeper:
         return False
 
     def final(self, history: list[dict[str, Any]], test: Mapping[str, Any] | None) -> dict:
-        """The final figures: epochs done, last and best epoch, test result, files."""
+        """The final figures: epochs done, the epoch the checkpoint holds (one fewer when
+        Ctrl-C came before its save), last and best epoch, test result, files."""
         best = layout.best_val_epoch(history)
         return {
             "epochs": history[-1]["epoch"] if history else 0,
+            "checkpoint_epoch": self.saved[1] if self.saved is not None else None,
             "last_epoch": history[-1] if history else None,
             "best_epoch": best,
             "test": dict(test) if test is not None else None,
@@ -306,7 +307,7 @@ class RunKeeper:
             parts = [layout.CONFIG, layout.RECORD]
             if self.saved is not None:
                 parts.append(f"{layout.LAST} (epoch {self.saved[1]})")
-            if self.best is not None:
+            if self.best is not None and plan.best is not None and plan.best.exists():
                 parts.append(f"{layout.BEST} (epoch {self.best['epoch']}, validation "
                              f"{100 * self.best['val_accuracy']:.2f}%)")
             parts.append(layout.METRICS)

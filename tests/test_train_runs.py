@@ -114,7 +114,10 @@ def test_resuming_a_run_directory_continues_its_files(capsys, data_dir, tmp_path
     assert train(capsys, data_dir, "--epochs", 2, "--run-dir", run_dir)[0] == 0
     code, out, _ = main(["train", "--resume", str(run_dir), "--epochs", "3"]), *capsys.readouterr()
     assert code == 0 and "Epoch 3/3" in out
-    assert out.splitlines()[-1].startswith(f"wrote {run_dir}: ")
+    best = load_checkpoint(run_dir / "best.npz").epoch
+    assert out.splitlines()[-1].startswith(
+        f"wrote {run_dir}: config.toml, run.json, last.npz (epoch 3), best.npz (epoch {best}, "
+    )
     records = metrics_of(run_dir / "metrics.jsonl")
     assert [r["event"] for r in records] == ["start", "epoch", "epoch", "start", "epoch", "test"]
     assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2, 3]
@@ -234,3 +237,4 @@ def test_ctrl_c_says_how_to_resume_and_the_record_says_interrupted(data_dir, tmp
     )
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted" and record["final"]["epochs"] == 2
+    assert record["final"]["checkpoint_epoch"] == 2
