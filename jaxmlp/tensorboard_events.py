@@ -49,7 +49,8 @@ def require_tensorboardx():
     try:
         import tensorboardX
     except ImportError:
-        raise MissingDependencyError(f"TensorBoard logs need tensorboardX: {INSTALL_HINT}") from None
+        message = f"TensorBoard logs need tensorboardX: {INSTALL_HINT}"
+        raise MissingDependencyError(message) from None
     return tensorboardX
 
 

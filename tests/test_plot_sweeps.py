@@ -16,7 +16,8 @@ pytest.importorskip("matplotlib")
 def sweep_records(lrs=(0.1, 0.5), seeds=(0, 1), epochs=3) -> list[dict]:
     """A sweep's metrics as 'jaxmlp sweep --metrics-out' writes them: each record names its
     member and the settings that vary, with the seed."""
-    records = [{"event": "start", "runs": len(lrs) * len(seeds), "axes": {"lr": list(map(str, lrs))}}]
+    axes = {"lr": list(map(str, lrs))}
+    records = [{"event": "start", "runs": len(lrs) * len(seeds), "axes": axes}]
     members = [(lr, seed) for lr in lrs for seed in seeds]
 
     def chosen(lr, seed):

@@ -33,7 +33,7 @@ def runs_section() -> str:
 
 def code_blocks(section: str, language: str) -> list[str]:
     """The code blocks of ``language``, their indentation removed."""
-    blocks = re.findall(rf"^( *)```{language}\n(.*?)^\1```", section, re.S | re.M)
+    blocks = re.findall(rf"^( *)```{language}\n(.*?)^\1```", section, re.DOTALL | re.MULTILINE)
     return ["\n".join(line[len(indent):] for line in body.splitlines()) for indent, body in blocks]
 
 
@@ -65,7 +65,7 @@ def test_the_runs_loop_runs_as_written(tmp_path, monkeypatch, capsys):
         if step[0] == "tensorboard":
             done = subprocess.run(
                 [sys.executable, "-m", "tensorboard.main", *step[1:]],
-                capture_output=True, text=True, timeout=300,
+                capture_output=True, text=True, timeout=300, check=False,
             )
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout)
@@ -88,8 +88,8 @@ def test_the_runs_loop_runs_as_written(tmp_path, monkeypatch, capsys):
     onnx_example, numpy_example, torch_example = code_blocks(section, "python")
     assert "import torch" in torch_example
     namespace: dict = {}
-    exec(onnx_example, namespace)
-    exec(numpy_example, namespace)
+    exec(onnx_example, namespace)  # noqa: S102 (running the README's own example is the test)
+    exec(numpy_example, namespace)  # noqa: S102
     probabilities, logits = namespace["probabilities"], namespace["a"]
     best = load_checkpoint(run_dir / "best.npz")
     pixels = namespace["images"].reshape(-1, 784).astype(np.float32) / np.float32(255)

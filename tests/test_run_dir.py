@@ -50,7 +50,8 @@ def test_a_non_empty_run_dir_or_an_existing_file_is_kept_unless_overwrite(tmp_pa
     checkpoint.write_text("x")
     with pytest.raises(OutputPathError) as caught:
         check_not_replacing({"--save": checkpoint})
-    assert str(caught.value) == f"--save {checkpoint} already exists; pass --overwrite to replace it"
+    expected = f"--save {checkpoint} already exists; pass --overwrite to replace it"
+    assert str(caught.value) == expected
     assert caught.value.exit_code == 2
     with pytest.raises(OutputPathError) as caught:
         check_not_replacing(directories={"--run-dir": directory})
@@ -67,7 +68,8 @@ def test_the_run_record_says_where_the_data_came_from(tmp_path, monkeypatch):
     import numpy as np
 
     split = Split(np.zeros((3, 784), np.float32), np.zeros(3, np.int32))
-    dataset = Dataset("mnist", split, split, split, "/data/mnist (JAXMLP_DATA_DIR)", tuple("0123456789"))
+    source = "/data/mnist (JAXMLP_DATA_DIR)"
+    dataset = Dataset("mnist", split, split, split, source, tuple("0123456789"))
     record = run_dir.run_record(
         command="train", argv=["jaxmlp", "train", "--epochs", "2"], settings={"data_dir": None},
         dataset=dataset, started="2026-11-29T20:00:00+00:00", status="running",

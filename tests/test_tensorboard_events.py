@@ -53,7 +53,10 @@ def test_epochs_test_figures_hparams_and_weights_read_back(tmp_path):
             events.epoch(epoch(number, 0.5 + number / 10), weights)
         events.finish({"event": "test", "test_loss": 0.25, "test_accuracy": 0.875})
     reader = read_back(tmp_path / "run")
-    scalars = {tag: [(e.step, e.value) for e in reader.Scalars(tag)] for tag in reader.Tags()["scalars"]}
+    scalars = {
+        tag: [(e.step, e.value) for e in reader.Scalars(tag)]
+        for tag in reader.Tags()["scalars"]
+    }
     assert scalars["accuracy/validation"] == [(1, pytest.approx(0.6)), (2, pytest.approx(0.7)),
                                               (3, pytest.approx(0.8))]
     assert [value for _, value in scalars["loss/train"]] == pytest.approx([1.0, 0.5, 1 / 3])

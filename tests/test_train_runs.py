@@ -82,10 +82,11 @@ def test_nothing_is_replaced_without_overwrite(capsys, data_dir, tmp_path):
     assert train(capsys, data_dir, "--epochs", 1, "--run-dir", run_dir)[0] == 0
     assert train(capsys, data_dir, "--epochs", 2, "--save", keep, "--metrics-out", log)[0] == 0
     before = keep.read_bytes(), log.read_text(), (run_dir / "run.json").read_text()
+    again = "pass --overwrite to"
     for argv, message in [
-        (("--run-dir", run_dir), f"--run-dir {run_dir} is not empty; pass --overwrite to write into it"),
-        (("--save", keep), f"--save {keep} already exists; pass --overwrite to replace it"),
-        (("--metrics-out", log), f"--metrics-out {log} already exists; pass --overwrite to replace it"),
+        (("--run-dir", run_dir), f"--run-dir {run_dir} is not empty; {again} write into it"),
+        (("--save", keep), f"--save {keep} already exists; {again} replace it"),
+        (("--metrics-out", log), f"--metrics-out {log} already exists; {again} replace it"),
     ]:
         code, out, err = train(capsys, data_dir, "--epochs", 1, *argv)
         assert (code, out, err) == (2, "", f"jaxmlp: error: {message}\n")
