@@ -5,6 +5,7 @@ that write a run directory draw its plots, hence are marked slow."""
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 
 import numpy as np
@@ -239,3 +240,12 @@ def test_ctrl_c_says_how_to_resume_and_the_record_says_interrupted(data_dir, tmp
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted" and record["final"]["epochs"] == 2
     assert record["final"]["checkpoint_epoch"] == 2
+
+
+@pytest.mark.slow
+def test_run_dir_auto_names_a_new_directory_under_runs(capsys, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = train(capsys, data_dir, "--epochs", 1, "--run-dir", "auto")
+    [made] = list((tmp_path / "runs").iterdir())
+    assert code == 0 and re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", made.name)
+    assert out.splitlines()[-1].startswith(f"wrote runs/{made.name}: config.toml")
