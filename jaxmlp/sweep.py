@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -415,6 +416,9 @@ class SweepOptions:
       plot_dir: where to write the sweep's curves.
       as_json: print one JSON object instead of the table.
       quiet: print only the table.
+      run_dir: the run directory that keeps the sweep (see :mod:`jaxmlp.run_dir`).
+      overwrite: replace an earlier sweep's outputs.
+      argv: the command line, for the run's record.
     """
 
     preset: str = "seed"
@@ -424,29 +428,45 @@ class SweepOptions:
     plot_dir: Path | None = None
     as_json: bool = False
     quiet: bool = False
+    run_dir: Path | None = None
+    overwrite: bool = False
+    argv: tuple[str, ...] | None = None
 
 
-def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = print, dataset=None):
+def sweep_from_options(
+    options: SweepOptions,
+    echo: Callable[[str], None] = print,
+    dataset=None,
+    note: Callable[[str], None] | None = None,
+):
     """Runs ``jaxmlp sweep``: prints the table (or JSON); returns the report.
+
+    ``note`` prints notices and, with ``--json``, the closing line (default: standard error).
 
     Raises:
       ConfigError: a bad grid or output path, a grid that does not fit in memory.
+      OutputPathError: an output would replace an earlier one without ``overwrite``.
       TrainingInterrupted: Ctrl-C, after the table of what was complete.
     """
     import jax
 
-    from jaxmlp import memory, parallel, plots, runs
+    from jaxmlp import keeping, memory, parallel, plots, runs
     from jaxmlp.outputs import check_outputs
 
+    note = note or (lambda line: print(line, file=sys.stderr))
     members, axes = grid_from_flags(options.preset, options.given)
     first = members[0]
+    metrics_out, save_best, plot_dir = keeping.plan_sweep_outputs(
+        run_dir=options.run_dir, metrics_out=options.metrics_out, save_best=options.save_best,
+        plot_dir=options.plot_dir, overwrite=options.overwrite,
+    )
     if options.plot_dir is not None:
         plots.require_matplotlib()
-    plot_path = None if options.plot_dir is None else options.plot_dir / plots.SWEEP_CURVES
-    check_outputs(
-        {"--metrics-out": options.metrics_out, "--save-best": options.save_best,
-         "--plot-dir": plot_path}
-    )
+    elif plot_dir is not None and not plots.has_matplotlib():
+        note(f"note: no plots: {plots.INSTALL_HINT}")
+        plot_dir = None
+    plot_path = None if plot_dir is None else plot_dir / plots.SWEEP_CURVES
+    check_outputs({"--metrics-out": metrics_out, "--save-best": save_best, "--plot-dir": plot_path})
     groups = group_by_program(members)
     needed, largest = max((memory.run_bytes(members[g[0]], members=len(g)), len(g)) for g in groups)
     memory.check_fits_memory(needed, f"a population of {largest} runs")
@@ -464,6 +484,10 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
         + "".join(f"; {name} {shown_values(values)}" for name, values in axes.items())
     )
     dataset = runs.load_settings_data(first) if dataset is None else dataset
+    keeper = None
+    if options.run_dir is not None and parallel.is_main_process():
+        keeper = keeping.SweepKeeper(options.run_dir, members, axes, argv=options.argv, note=note)
+        keeper.start(dataset, options.overwrite)
     clock = [time.perf_counter()]
 
     def on_epoch(number, programs, group, progress):
@@ -473,12 +497,14 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
 
     began = time.perf_counter()
     interrupted = None
-    with runs.metrics_sink(options.metrics_out, sweep_start_record(members, axes), []) as write:
+    with runs.metrics_sink(metrics_out, sweep_start_record(members, axes, dataset), []) as write:
 
         def write_member(record):
             member = members[record["member"]]
             chosen = {name: member.to_dict()[name] for name in [*columns, "seed"]}
             write({**record, "settings": chosen})
+            if keeper is not None:
+                keeper.member_record(record)
 
         try:
             outcome = run_sweep(
@@ -497,16 +523,20 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
         "seconds": seconds,
         "interrupted": outcome.interrupted,
     }
+    table = format_table(rows, columns)
     if options.as_json:
         echo(json.dumps(report, indent=2))
     else:
-        echo(format_table(rows, columns))
+        echo(table)
         say(f"{len(done)} runs in {seconds:.1f} s ({seconds / max(len(done), 1):.2f} s a run)")
-    if options.save_best is not None and outcome.best is not None:
+    best = None
+    if save_best is not None and outcome.best is not None:
         value, index, trainer, state, slot = outcome.best
-        save_member(options.save_best, members[index], trainer.member_state(state, slot),
+        best = {"member": index, "val_accuracy": value, "settings": members[index].to_dict()}
+        save_member(save_best, keeping.kept(members[index]), trainer.member_state(state, slot),
                     outcome.histories[index])
-        say(f"saved the best run (validation {percent(value)}%) to {options.save_best}")
+        if keeper is None:
+            say(f"saved the best run (validation {percent(value)}%) to {save_best}")
     if plot_path is not None:
         curves: dict[tuple, list] = {}
         for index in done:
@@ -516,17 +546,24 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
             for row in rows
         ]
         ordered = [curves[row_key(row.settings)] for row in rows]
-        say(f"wrote {plots.save_sweep_curves(ordered, labels, plot_path)}")
+        written = plots.save_sweep_curves(ordered, labels, plot_path)
+        if keeper is None:
+            say(f"wrote {written}")
+    if keeper is not None:
+        keeper.finish(report, table, best)
+        (note if options.as_json or options.quiet else echo)(keeper.summary(best))
     if interrupted is not None:
         raise interrupted
     return report
 
 
-def sweep_start_record(members: list[Settings], axes: dict[str, list]) -> dict[str, Any]:
+def sweep_start_record(
+    members: list[Settings], axes: dict[str, list], dataset=None
+) -> dict[str, Any]:
     """The metrics file's header: the first run's settings, the grid's axes, versions."""
     from jaxmlp import runs
 
-    record = runs.start_record(members[0], 0)
+    record = runs.start_record(members[0], 0, dataset)
     record["axes"] = {name: [str(value) for value in values] for name, values in axes.items()}
     record["runs"] = len(members)
     return record
