@@ -14,7 +14,7 @@ from jaxmlp.cli.app import app, main
 
 COMMANDS = [
     "train", "sweep", "compare-grads", "evaluate", "predict", "show", "plot",
-    "download", "data-info", "info", "serve",
+    "download", "data-info", "info", "serve", "export",
 ]
 HELP_REQUESTS = [["--version"], ["--help"], []] + [[command, "--help"] for command in COMMANDS]
 PROBE = """

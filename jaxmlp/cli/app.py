@@ -12,6 +12,7 @@ about to run (:mod:`jaxmlp.cli.startup`), never for ``--version`` or ``--help``.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -112,8 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(argv)
 
 
+COMMAND_LINE: list[str] = ["jaxmlp"]
+"""The command line being run (:func:`run_app` sets it), for a run's record."""
+
+
 def run_app(argv: Sequence[str] | None) -> int:
     """Runs :data:`app`; every error it raises becomes one line and an exit code."""
+    COMMAND_LINE[1:] = sys.argv[1:] if argv is None else list(argv)
     try:
         result = run_explaining_jax_failures(argv)
     except typer.TyperException as error:

@@ -18,7 +18,9 @@ from jaxmlp.settings import Settings
 @with_settings(["dataset"])
 def download(
     cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", help="Where to put the files (default: the user cache)."
+        None,
+        "--cache-dir",
+        help="Put the files in DIR/<dataset> (default: the user cache, ~/.cache/jaxmlp).",
     ),
     settings: dict[str, Any] | None = None,
 ) -> int:
@@ -28,10 +30,15 @@ def download(
     (comma-separated base URLs) replace them.
     """
     from jaxmlp.data import download_dataset
+    from jaxmlp.data.sources import user_cache_dir
 
     dataset = Settings(**(settings or {})).dataset
-    check_cache_files(dataset, cache_dir)
-    for name, status in download_dataset(dataset, cache_dir).items():
+    if cache_dir is not None:
+        directory, label = cache_dir / dataset, "--cache-dir"
+    else:
+        directory, label = user_cache_dir(dataset), "the data cache"
+    check_cache_files(dataset, directory, label)
+    for name, status in download_dataset(dataset, directory).items():
         action = (
             f"downloaded from {status.downloaded_from}"
             if status.downloaded_from
@@ -41,12 +48,10 @@ def download(
     return 0
 
 
-def check_cache_files(dataset: str, cache_dir: Path | None) -> None:
+def check_cache_files(dataset: str, directory: Path, label: str) -> None:
     """Checks the paths of the dataset's files in the cache before anything is fetched."""
-    from jaxmlp.data.sources import get_spec, user_cache_dir
+    from jaxmlp.data.sources import get_spec
 
-    directory = cache_dir if cache_dir is not None else user_cache_dir(dataset)
-    label = "--cache-dir" if cache_dir is not None else "the data cache"
     check_outputs({label: [directory / name for name in get_spec(dataset).files]})
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 from jaxmlp import environment
@@ -49,6 +50,7 @@ def start_jax(command: str | None = None) -> None:
     import jax
 
     enable_compilation_cache()
+    remove_damaged_cache_entries()
     if command in POPULATION_COMMANDS:
         try:
             jax.config.update("jax_num_cpu_devices", population_cpu_devices())
@@ -69,6 +71,18 @@ def population_cpu_devices(environ: Mapping[str, str] = os.environ) -> int:
     checked at start-up), else one per core."""
     given = environ.get("JAX_NUM_CPU_DEVICES")
     return int(given) if given else min(core_count(), environment.MAX_CPU_DEVICES)
+
+
+def remove_damaged_cache_entries() -> None:
+    """Deletes the compilation cache's damaged entries (a full disk's leftovers), saying so
+    in one line on standard error (:mod:`jaxmlp.compile_cache`)."""
+    import jax
+
+    from jaxmlp.compile_cache import removal_line, remove_damaged_entries
+
+    removed = remove_damaged_entries(jax.config.jax_compilation_cache_dir)
+    if removed:
+        print(removal_line(removed), file=sys.stderr)
 
 
 def enable_compilation_cache() -> None:

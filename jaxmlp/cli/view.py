@@ -275,9 +275,11 @@ def plot(
 ) -> None:
     """Write PNG plots: learning curves, confusion matrix, weights, mistakes.
 
-    From a metrics file: learning_curves.png. From a checkpoint, also
-    confusion_matrix.png, first_layer_weights.png and misclassified.png
-    (evaluated on --split). Needs matplotlib, the 'plot' extra of jaxmlp.
+    From a metrics file: learning_curves.png; from a sweep's (--metrics-out of 'jaxmlp
+    sweep'), sweep_curves.png: every setting's mean validation accuracy with a min-max band
+    over its seeds. From a checkpoint, also confusion_matrix.png,
+    first_layer_weights.png and misclassified.png (evaluated on --split). Needs
+    matplotlib, the 'plot' extra of jaxmlp.
     """
     import numpy as np
 
@@ -288,17 +290,10 @@ def plot(
     plots.require_matplotlib()
     if not source.is_file():
         raise InputFileError(f"{source} does not exist or is not a file")
-    is_metrics_file = not zipfile.is_zipfile(source)
-    written_names = (plots.LEARNING_CURVES,) if is_metrics_file else plots.ALL_PLOTS
-    check_outputs({"--out-dir": plot_files(out_dir, written_names)})
-    if is_metrics_file:
-        written = [
-            plots.save_learning_curves(
-                plots.read_metrics_log(source), out_dir / plots.LEARNING_CURVES
-            )
-        ]
-        report_written(written)
+    if not zipfile.is_zipfile(source):
+        report_written([plot_metrics_file(source, out_dir)])
         return
+    check_outputs({"--out-dir": plot_files(out_dir)})
     require_backend()
     model = load_image_classifier(source)
     data = load_training_data(model, settings)
@@ -312,3 +307,19 @@ def plot(
         class_names=data.class_names,
     )
     report_written(written)
+
+
+def plot_metrics_file(source: Path, out_dir: Path) -> Path:
+    """Draws a metrics file: a sweep's settings as sweep_curves.png, else a run's
+    learning_curves.png; returns the file written."""
+    from jaxmlp import plots
+
+    records = plots.read_metrics_log(source)
+    if plots.is_sweep_log(records):
+        rows, labels = plots.sweep_log_rows(records, source)
+        path = out_dir / plots.SWEEP_CURVES
+        check_outputs({"--out-dir": path})
+        return plots.save_sweep_curves(rows, labels, path)
+    path = out_dir / plots.LEARNING_CURVES
+    check_outputs({"--out-dir": path})
+    return plots.save_learning_curves(records, path)

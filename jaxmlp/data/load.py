@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxmlp.data import cache
 from jaxmlp.data.download import download_dataset, is_verified
+from jaxmlp.data.identity import check_identity
 from jaxmlp.data.idx import read_idx_pair
 from jaxmlp.data.seed_pickle import load_seed_pickle
 from jaxmlp.data.sources import (
@@ -66,9 +67,11 @@ def load_dataset(
     check_val_size(val_size, OFFICIAL_TRAIN_SIZE)
     check_limit(limit)
     location, source = locate_dataset(spec, data_dir, download, data_dir_origin)
+    identity = None
     if isinstance(location, Path):
         train, test = read_seed_pickle_splits(location)
     else:
+        identity = check_identity(spec, location, str(location["train_images"].parent))
         train = cache.read_pair(location["train_images"], location["train_labels"], decode_pair)
         test = cache.read_pair(location["test_images"], location["test_labels"], decode_pair)
     train_split, validation_split = split_train_validation(*train, val_size)
@@ -79,6 +82,7 @@ def load_dataset(
         test=finish_split(Split(*test), limit),
         source=source,
         class_names=spec.class_names,
+        identity=identity,
     )
 
 
