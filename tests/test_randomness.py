@@ -16,7 +16,7 @@ from jaxmlp.settings import Settings
 
 
 def tiny(**changes) -> Settings:
-    settings = dict(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16, lr=0.1)
+    settings = {"sizes": (16, 12, 3), "init": "he", "epochs": 2, "batch_size": 16, "lr": 0.1}
     return Settings(**{**settings, **changes})
 
 

@@ -100,3 +100,14 @@ def test_a_sweep_starts_a_cpu_device_per_core_and_train_one(tmp_path):
         )
         counts[command] = json.loads(done.stdout.splitlines()[-1])["devices"]
     assert counts == {"sweep": startup.core_count(), "train": 1}
+
+
+def test_a_sweep_called_once_jax_runs_keeps_its_devices(capsys):
+    """In this process JAX's backend has started: a sweep's start-up cannot change the CPU
+    devices, and the command still runs (here to its argument check)."""
+    import jax
+
+    before = jax.local_device_count()
+    assert main(["sweep", "--val-size", "0"]) == 2
+    assert "--val-size must be above 0" in capsys.readouterr().err
+    assert jax.local_device_count() == before

@@ -9,7 +9,9 @@ with Ctrl-C held (a ``KeyboardInterrupt`` inside jaxlib's initialisation breaks 
 A command that trains a population (``sweep``) gets one CPU device per core: on one CPU
 device XLA runs a population's many small products on one core, while members spread over
 several devices run in parallel. ``JAX_NUM_CPU_DEVICES``, when set, decides instead; other
-commands (a solo ``train``) keep JAX's one CPU device, and so their bits.
+commands (a solo ``train``) keep JAX's one CPU device, and so their bits. Called from Python
+once JAX's backend has started (``main(["sweep", ...])`` in a notebook or a test), a sweep
+uses the devices that backend has.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def start_jax(command: str | None = None) -> None:
     enable_compilation_cache()
     remove_damaged_cache_entries()
     if command in POPULATION_COMMANDS:
-        jax.config.update("jax_num_cpu_devices", population_cpu_devices())
+        try:
+            jax.config.update("jax_num_cpu_devices", population_cpu_devices())
+        except RuntimeError:  # JAX already runs (the command called from Python): keep its devices
+            pass
 
 
 def core_count() -> int:

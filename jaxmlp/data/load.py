@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmlp.data import cache
+from jaxmlp.data import cache as decoded
 from jaxmlp.data.download import download_dataset, is_verified
 from jaxmlp.data.identity import check_identity
 from jaxmlp.data.idx import read_idx_pair
@@ -72,8 +72,8 @@ def load_dataset(
         train, test = read_seed_pickle_splits(location)
     else:
         identity = check_identity(spec, location, str(location["train_images"].parent))
-        train = cache.read_pair(location["train_images"], location["train_labels"], decode_pair)
-        test = cache.read_pair(location["test_images"], location["test_labels"], decode_pair)
+        train = decoded.read_pair(location["train_images"], location["train_labels"], decode_pair)
+        test = decoded.read_pair(location["test_images"], location["test_labels"], decode_pair)
     train_split, validation_split = split_train_validation(*train, val_size)
     return Dataset(
         name=spec.name,
