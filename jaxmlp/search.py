@@ -27,8 +27,8 @@ members; each of the bottom ``q`` copies a member drawn at random from the top `
 leaf of a pytree with a leading member axis (parameters, optimizer state, values); then
 :func:`explore` multiplies each copied member's searched values by a factor drawn from
 ``--perturb`` or, with probability ``--resample``, draws them afresh, clipped to the
-distribution's range. :func:`inherited_schedule` follows a member's copies back through
-the epochs: the values its weights were trained with.
+distribution's range. :func:`inherited` follows a member's copies back through the epochs:
+the values its weights were trained with, and their records.
 """
 
 from __future__ import annotations
@@ -555,24 +555,23 @@ def exploits_of(
     ]
 
 
-def inherited_schedule(
-    values_per_epoch: Sequence[Sequence[Mapping[str, Any]]],
-    sources_after: Mapping[int, Sequence[int]],
-    member: int,
-) -> list[dict[str, Any]]:
-    """The values ``member``'s weights were trained with, epoch by epoch.
+def inherited(
+    per_epoch: Sequence[Sequence[Any]], sources_after: Mapping[int, Sequence[int]], member: int
+) -> list[Any]:
+    """What ``member``'s weights went through, epoch by epoch: its values or its records.
 
     Args:
-      values_per_epoch: ``[epoch − 1][m]``: member ``m``'s values during that epoch.
+      per_epoch: ``[epoch − 1][m]``: member ``m``'s item of that epoch (its values during
+        it, or its record).
       sources_after: epoch → each member's source at the exploit after that epoch.
-      member: whose schedule (its index at the end).
+      member: whose lineage (its index at the end).
 
     Walking back from the last epoch, at each exploit the member's weights came from its
     source, so the earlier epochs are the source's.
     """
-    schedule, current = [], member
-    for epoch in range(len(values_per_epoch), 0, -1):
-        if epoch in sources_after and epoch < len(values_per_epoch):
+    items, current = [], member
+    for epoch in range(len(per_epoch), 0, -1):
+        if epoch in sources_after and epoch < len(per_epoch):
             current = int(sources_after[epoch][current])
-        schedule.append(dict(values_per_epoch[epoch - 1][current]))
-    return schedule[::-1]
+        items.append(per_epoch[epoch - 1][current])
+    return items[::-1]

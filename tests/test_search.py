@@ -307,6 +307,6 @@ def test_a_members_schedule_follows_its_copies_back():
         [{"lr": 0.1}, {"lr": 0.08}, {"lr": 0.096}],  # epoch 3: member 2 copied member 1 after 2
     ]
     sources_after = {1: [0, 0, 2], 2: [0, 1, 1]}
-    schedule = search.inherited_schedule(values_per_epoch, sources_after, 2)
+    schedule = search.inherited(values_per_epoch, sources_after, 2)
     assert schedule == [{"lr": 0.1}, {"lr": 0.08}, {"lr": 0.096}]
-    assert search.inherited_schedule(values_per_epoch, sources_after, 0) == [{"lr": 0.1}] * 3
+    assert search.inherited(values_per_epoch, sources_after, 0) == [{"lr": 0.1}] * 3
