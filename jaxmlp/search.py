@@ -527,13 +527,14 @@ def exploit_rng(search_seed: int, epoch: int) -> np.random.Generator:
 
 @dataclasses.dataclass(frozen=True)
 class Exploit:
-    """One member's copy: after ``epoch``, ``member`` took ``source``'s state, and then
-    ``values`` (after exploring) instead of ``before``."""
+    """One member's copy: after ``epoch``, ``member`` took ``source``'s state and values
+    (``inherited``), explored them into ``values``, and dropped its own (``before``)."""
 
     epoch: int
     member: int
     source: int
     before: dict[str, Any]
+    inherited: dict[str, Any]
     values: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -547,9 +548,11 @@ def exploits_of(
     before: Sequence[Mapping[str, Any]],
     after: Sequence[Mapping[str, Any]],
 ) -> list[Exploit]:
-    """The copies one exploit step made (members whose source is another)."""
+    """The copies one exploit step made (members whose source is another); ``before``
+    and ``after``: every member's values before and after the step."""
     return [
-        Exploit(epoch, index, int(source), dict(before[index]), dict(after[index]))
+        Exploit(epoch, index, int(source), dict(before[index]), dict(before[source]),
+                dict(after[index]))
         for index, source in enumerate(sources)
         if source != index
     ]

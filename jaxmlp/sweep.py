@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jaxmlp.errors import ConfigError
@@ -211,9 +211,18 @@ def format_spread(values: dict[str, float | None]) -> list[str]:
     return [f"{percent(values['mean'])}{sd}", percent(values["min"]), percent(values["max"])]
 
 
-def format_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
-    """The sweep's table: one row per setting, best validation accuracy first."""
-    header = [*columns, "val mean ± sd", "min", "max", "test mean ± sd", "min", "max", "runs"]
+def format_table(
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    extra: Mapping[str, Callable[[Row], str]] | None = None,
+) -> str:
+    """The sweep's table: one row per setting, best validation accuracy first.
+
+    ``extra``: more columns before ``runs``, header → the cell of a row.
+    """
+    extra = extra or {}
+    header = [*columns, "val mean ± sd", "min", "max", "test mean ± sd", "min", "max", *extra]
+    header.append("runs")
     lines = []
     for row in rows:
         diverged = sum(member.diverged is not None for member in row.members)
@@ -222,6 +231,7 @@ def format_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
             [shown(getattr(row.settings, name)) for name in columns]
             + format_spread(spread(row.accuracies("val")))
             + format_spread(spread(row.accuracies("test")))
+            + [cell(row) for cell in extra.values()]
             + [runs]
         )
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines)]

@@ -296,7 +296,7 @@ def test_exploits_record_who_copied_whom():
     records = search.exploits_of(4, [0, 0, 2], before, after)
     assert [record.to_dict() for record in records] == [
         {"event": "exploit", "epoch": 4, "member": 1, "source": 0,
-         "before": {"lr": 0.2}, "values": {"lr": 0.12}}
+         "before": {"lr": 0.2}, "inherited": {"lr": 0.1}, "values": {"lr": 0.12}}
     ]
 
 

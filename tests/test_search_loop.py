@@ -131,6 +131,7 @@ def test_an_exploit_copies_the_top_members_rows_exactly(dataset):
     for copy in event["copies"]:
         source_lr = LRS[copy["source"]]
         assert copy["before"] == {"lr": LRS[copy["member"]]}
+        assert copy["inherited"] == {"lr": source_lr}
         perturbed = (search.rounded(source_lr * 0.8), search.rounded(source_lr * 1.2))
         assert copy["values"]["lr"] in perturbed
         assert outcome.members[copy["member"]].lr == copy["values"]["lr"]
