@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import jax
+import numpy as np
 import pytest
 from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
 
@@ -64,7 +66,8 @@ def without_times(records):
 
 
 def sweep_twice(capsys, tmp_path, argv):
-    """Runs the same command twice; returns both JSON reports and metrics files."""
+    """Runs the same command twice; returns both JSON reports, metrics records and best
+    checkpoints (whose parameters it checks are the same bits)."""
     outputs = []
     for attempt in ("a", "b"):
         metrics, best = tmp_path / f"{attempt}.jsonl", tmp_path / f"{attempt}.npz"
@@ -74,7 +77,13 @@ def sweep_twice(capsys, tmp_path, argv):
         report = json.loads(capsys.readouterr().out)
         records = [json.loads(line) for line in metrics.read_text().splitlines()]
         outputs.append((report, without_times(records), best))
+    first, second = (load_checkpoint(best) for _, _, best in outputs)
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(first.params), leaves(second.params)))
     return outputs
+
+
+def leaves(tree):
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
 
 
 @pytest.mark.slow

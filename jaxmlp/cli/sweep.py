@@ -338,7 +338,8 @@ def search_progress_line(epoch: int, epochs: int, indices, outcome, seconds: flo
         if accuracies
         else "every run diverged"
     )
-    return f"epoch {epoch}/{epochs}, {len(indices)} members: {summary}  {seconds:.1f} s"
+    members = f"{len(indices)} member{'s' * (len(indices) > 1)}"
+    return f"epoch {epoch}/{epochs}, {members}: {summary}  {seconds:.1f} s"
 
 
 def event_lines(event: dict[str, Any]) -> list[str]:
@@ -354,7 +355,8 @@ def event_lines(event: dict[str, Any]) -> list[str]:
         floor = f"; val ≥ {100 * min(kept):.2f}%" if kept else ""
         line = (
             f"rung at epoch {event['epoch']}: {len(survivors)} of {len(event['members'])} go on "
-            f"(members {', '.join(map(str, survivors))}{floor}), {stopped} stop"
+            f"(member{'s' * (len(survivors) > 1)} {', '.join(map(str, survivors))}{floor}), "
+            f"{stopped} stop"
         )
         return [line]
     accuracy = event["val_accuracy"]
