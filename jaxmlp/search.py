@@ -313,8 +313,8 @@ def resolve_search(
 
     Raises:
       ConfigError: an unknown method; a flag of another method; distributions with a grid,
-        or without ``--runs``; ``--runs`` without distributions; random search without
-        distributions; ``η < 2``; rungs not strictly increasing or not below the epochs;
+        or without ``--runs``; ``--runs`` or ``--search-seed`` without distributions; random
+        search or PBT without distributions; ``η < 2``; rungs not strictly increasing or not below the epochs;
         ``--truncation`` outside ``(0, 0.5]``; a factor that is not positive; a probability
         outside ``[0, 1]``; ``--ready`` not below the epochs.
     """
@@ -338,6 +338,11 @@ def resolve_search(
         raise ConfigError(
             "draws members from distributions (e.g. --lr 1e-3..1e-1:log), and none was given",
             setting="runs",
+        )
+    if search_seed is not None and not distributions:
+        raise ConfigError(
+            "seeds the draws from distributions (e.g. --lr 1e-3..1e-1:log), and none was given",
+            setting="search_seed",
         )
     if method == "random" and not distributions:
         raise ConfigError(

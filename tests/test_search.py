@@ -152,6 +152,8 @@ def test_search_flags_must_fit_the_distributions():
         search.resolve_search("random", 5, distributions=lr)
     with pytest.raises(ConfigError, match="runs draws members from distributions"):
         search.resolve_search("halving", 5, runs=4)
+    with pytest.raises(ConfigError, match="search_seed seeds the draws from distributions"):
+        search.resolve_search("halving", 5, search_seed=3)
     with pytest.raises(ConfigError, match="search random needs a setting given as a distribution"):
         search.resolve_search("random", 5)
     with pytest.raises(ConfigError, match="search pbt needs a setting given as a distribution"):
