@@ -314,9 +314,9 @@ def resolve_search(
     Raises:
       ConfigError: an unknown method; a flag of another method; distributions with a grid,
         or without ``--runs``; ``--runs`` or ``--search-seed`` without distributions; random
-        search or PBT without distributions; ``η < 2``; rungs not strictly increasing or not below the epochs;
-        ``--truncation`` outside ``(0, 0.5]``; a factor that is not positive; a probability
-        outside ``[0, 1]``; ``--ready`` not below the epochs.
+        search or PBT without distributions; ``η < 2``; rungs not strictly increasing or
+        not below the epochs; ``--truncation`` outside ``(0, 0.5]``; a factor that is not
+        positive; a probability outside ``[0, 1]``; ``--ready`` not below the epochs.
     """
     if method not in METHODS:
         raise ConfigError(f"must be one of {', '.join(METHODS)}, got {method!r}", "search")
