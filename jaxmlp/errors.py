@@ -60,7 +60,15 @@ class CheckpointError(JaxmlpError):
 
 
 class DivergenceError(JaxmlpError):
-    """Training produced a NaN or infinite loss."""
+    """Training diverged: every member's loss became NaN, infinite or too large.
+
+    ``progress`` is the fit's progress (:class:`jaxmlp.train.FitState`): each member's
+    state before the epoch in which it diverged, its records and that epoch.
+    """
+
+    def __init__(self, message: str, *, progress: object = None):
+        self.progress = progress
+        super().__init__(message)
 
 
 class InputFileError(JaxmlpError):
@@ -78,6 +86,7 @@ class TrainingInterrupted(JaxmlpError):
       completed_epoch: the last epoch that was complete (``None``: none was).
       saved: ``(path, epoch)`` of the checkpoint written last, if any.
       done: says how far the work got, instead of ``completed_epoch``.
+      progress: what was complete (:class:`jaxmlp.train.FitState`, or a sweep's outcome).
     """
 
     exit_code = INTERRUPTED_EXIT_CODE
@@ -88,9 +97,11 @@ class TrainingInterrupted(JaxmlpError):
         saved: tuple[object, int] | None = None,
         *,
         done: str | None = None,
+        progress: object = None,
     ):
         self.completed_epoch = completed_epoch
         self.saved = saved
+        self.progress = progress
         if done is None:
             done = (
                 f"after epoch {completed_epoch}"

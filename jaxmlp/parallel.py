@@ -1,8 +1,12 @@
-"""Data parallelism over a device mesh, several hosts, and the choice of backend.
+"""The device mesh (members × data), several hosts, and the choice of backend.
 
-One mesh axis, ``"data"``: parameters and optimizer state are replicated on every device
-and each mini-batch is split along its batch axis (``NamedSharding(mesh, P("data"))``,
-applied inside the compiled step by :meth:`DataParallel.shard_batch`). The loss is the mean
+One mesh of two axes, ``"members"`` then ``"data"`` (:class:`DeviceLayout`). A population's
+members are split over the member axis: each device group trains its own members
+(``shard_map``), and nothing crosses between members. Each member's mini-batches are split
+over the data axis: its parameters and optimizer state are replicated on the data axis's
+devices and each mini-batch is split along its batch axis (``P("data")``, applied inside
+the compiled step by :meth:`DeviceLayout.shard_batch`). A solo run on D devices is one
+member split D ways (data parallel), as before populations existed. The loss is the mean
 over the batch, so its gradient (BP3/BP4: ``Δᵀ 1`` and ``Δᵀ A``) contracts over the sharded
 axis and the compiler (GSPMD) inserts the all-reduce: every device ends each step with the
 same parameters, as if one device had taken the whole batch.
@@ -14,7 +18,7 @@ from the shared key ``fold_in(key(seed), epoch)`` inside the compiled epoch; the
 own rows of each batch, from its own copy. No example crosses the network; only gradients
 do. The price is one copy of the data set per device, negligible at MNIST's size.
 
-Divisibility: the batch size must be a multiple of the device count, so every full batch
+Divisibility: the batch size must be a multiple of the data axis's size, so every full batch
 splits evenly. A ragged last batch (when ``--drop-last`` is off) need not divide: XLA pads
 its shards and masks the padding, so the step is still exact.
 
@@ -38,6 +42,7 @@ from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, JaxmlpError
 from jaxmlp.settings import SPECS, Settings, check_setting
 
+MEMBER_AXIS = "members"
 DATA_AXIS = "data"
 PLATFORMS = SPECS["platform"].choices
 MATMUL_PRECISIONS = SPECS["matmul_precision"].choices
@@ -68,10 +73,13 @@ class ClusterOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataParallel:
-    """A 1-D mesh over the devices that share each mini-batch."""
+class DeviceLayout:
+    """A 2-D mesh, members × data: members split over the first axis, each member's
+    mini-batches over the second."""
 
     mesh: Mesh
+    MEMBER_AXIS = MEMBER_AXIS
+    DATA_AXIS = DATA_AXIS
 
     @property
     def num_devices(self) -> int:
@@ -79,8 +87,18 @@ class DataParallel:
         return self.mesh.devices.size
 
     @property
+    def members(self) -> int:
+        """Devices along the member axis."""
+        return self.mesh.shape[MEMBER_AXIS]
+
+    @property
+    def data(self) -> int:
+        """Devices that share each member's mini-batches."""
+        return self.mesh.shape[DATA_AXIS]
+
+    @property
     def batch_sharding(self) -> NamedSharding:
-        """Split along the first (batch) axis, every other axis whole."""
+        """Split along the first (batch) axis over the data axis, every other axis whole."""
         return NamedSharding(self.mesh, PartitionSpec(DATA_AXIS))
 
     @property
@@ -94,28 +112,42 @@ class DataParallel:
             return jax.device_put(value, self.replicated)
         return jax.make_array_from_process_local_data(self.replicated, np.asarray(value))
 
+    def place_members(self, tree):
+        """Splits the leading (member) axis of every leaf over the member axis."""
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec(MEMBER_AXIS)))
+
     def shard_batch(self, x: jax.Array) -> jax.Array:
-        """Inside ``jit``: lays a mini-batch out split across the devices along axis 0."""
+        """Inside ``jit``: lays a mini-batch out split across the data axis along axis 0."""
         return jax.lax.with_sharding_constraint(x, self.batch_sharding)
 
-    def check_batch_size(self, batch_size: int) -> None:
-        """Raises :class:`ConfigError` unless ``batch_size`` splits evenly over the devices."""
-        if batch_size % self.num_devices:
+    def shard_member_batch(self, x: jax.Array) -> jax.Array:
+        """:meth:`shard_batch` inside a ``shard_map`` over the member axis."""
+        return jax.lax.with_sharding_constraint(x, PartitionSpec(DATA_AXIS))
+
+    def check(self, members: int, batch_size: int) -> None:
+        """Raises :class:`ConfigError` unless ``members`` divide among the member axis and
+        ``batch_size`` splits evenly over the data axis."""
+        if members % self.members:
+            raise ConfigError(f"{members} members do not divide among {self.members} devices")
+        if batch_size % self.data:
             raise ConfigError(
-                f"{batch_size} does not divide by the {self.num_devices} devices; use a "
-                f"multiple of {self.num_devices} (the ragged last batch may be any size)",
+                f"{batch_size} does not divide by the {self.data} devices; use a "
+                f"multiple of {self.data} (the ragged last batch may be any size)",
                 setting="batch_size",
             )
 
     def describe(self, batch_size: int) -> str:
-        """The run's data-parallel line."""
+        """The run's device line."""
         kind = self.mesh.devices.flat[0].platform
         hosts = jax.process_count()
         over = f" on {hosts} processes" if hosts > 1 else ""
-        return (
-            f"Data parallel over {self.num_devices} {kind} devices{over}: each batch of "
-            f"{batch_size} is split {batch_size // self.num_devices} per device"
+        split = (
+            f"each batch of {batch_size} is split {batch_size // self.data} per device"
+            if self.data > 1
+            else "each member's batches on one device"
         )
+        spread = f"members over {self.members}, " if self.members > 1 else ""
+        return f"{self.num_devices} {kind} devices{over}: {spread}{split}"
 
 
 def first_line(error: Exception) -> str:
@@ -245,33 +277,39 @@ def select_devices(count: int | None) -> list:
     return chosen
 
 
-def data_parallel(devices: str | None) -> DataParallel | None:
-    """The mesh asked for by ``--devices``, or ``None`` for the plain one-device path."""
+def member_devices(members: int, devices: int) -> int:
+    """How many of ``devices`` take members: all when there are as many members, else the
+    largest divisor of ``devices`` not above ``members`` (the rest split each batch)."""
+    if members >= devices:
+        return devices
+    return max(d for d in range(1, members + 1) if devices % d == 0)
+
+
+def device_layout(devices: str | None, members: int = 1) -> DeviceLayout | None:
+    """The mesh ``--devices`` asks for, members first (:func:`member_devices`), then data;
+    ``None`` for the plain one-device path."""
     count = parse_devices(devices)
     if devices is None and jax.process_count() == 1:
         count = 1
     chosen = select_devices(count)
     if len(chosen) == 1:
         return None
-    mesh = jax.make_mesh((len(chosen),), (DATA_AXIS,), (AxisType.Auto,), devices=chosen)
-    return DataParallel(mesh)
+    across = member_devices(members, len(chosen))
+    if across > 1 and jax.process_count() > 1:
+        raise ConfigError("a population spans the devices of one process only", "devices")
+    shape = (across, len(chosen) // across)
+    mesh = jax.make_mesh(shape, (MEMBER_AXIS, DATA_AXIS), (AxisType.Auto,) * 2, devices=chosen)
+    return DeviceLayout(mesh)
 
 
-def setup(settings: Settings, cluster: ClusterOptions) -> DataParallel | None:
+def setup(settings: Settings, cluster: ClusterOptions, members: int = 1) -> DeviceLayout | None:
     """Backend, then hosts, then mesh: the order JAX requires. Call before any JAX work."""
     configure_backend(settings.platform, settings.matmul_precision)
     arguments = distributed_arguments(cluster)
     if arguments is not None:
         initialize_distributed(arguments)
     check_platform(settings.platform)
-    return data_parallel(settings.devices)
-
-
-def fit_hooks(layout: DataParallel | None) -> dict[str, Callable[[Any], jax.Array]]:
-    """``place`` and ``shard_batch`` for :func:`jaxmlp.train.prepare` (none: one device)."""
-    if layout is None:
-        return {}
-    return {"place": layout.place, "shard_batch": layout.shard_batch}
+    return device_layout(settings.devices, members)
 
 
 def is_main_process() -> bool:

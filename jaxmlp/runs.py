@@ -197,7 +197,8 @@ def epoch_printer(echo: Callable[[str], None], total: int, done: int, progress: 
 
 
 def save_epoch(path: Path, settings: Settings, state: train.TrainState, history) -> None:
-    """Writes the checkpoint after the epochs in ``history``.
+    """Writes one member's checkpoint (``state`` without the member axis) after the epochs
+    in ``history``.
 
     The settings are stored whole, the data directory absolute, so that ``evaluate``,
     ``plot`` and ``--resume`` find the same data without being told again.
@@ -252,7 +253,7 @@ def settings_for_run(
 
 
 def train_from_options(options: RunOptions, echo: Callable[[str], None] = print, dataset=None):
-    """Runs ``jaxmlp train``: returns the :class:`~jaxmlp.train.TrainResult`.
+    """Runs ``jaxmlp train``: returns the :class:`~jaxmlp.train.FitResult` (one member).
 
     ``dataset`` replaces loading the configured one (a notebook's own data, tests).
     """
@@ -261,16 +262,16 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
     layout = parallel.setup(settings, options.cluster)
     main_process = parallel.is_main_process()
     if layout is not None:
-        layout.check_batch_size(settings.batch_size)
+        layout.check(1, settings.batch_size)
     if dataset is None:
         inherited = resume is not None and options.explicit.get("data_dir") is None
         origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"
         dataset = load_settings_data(settings, origin)
-    trainer = train.prepare(settings, dataset, **parallel.fit_hooks(layout))
+    trainer = train.prepare(settings, dataset, layout=layout)
     say = (lambda line: None) if options.quiet or not main_process else echo
     say(describe(settings, dataset))
     if layout is not None:
-        say(layout.describe(settings.batch_size))
+        say(f"Data parallel over {layout.describe(settings.batch_size)}")
     done = resume.epoch if resume else 0
     history: list[dict] = list(resume.metrics) if resume else []
     state = trainer.restored_state(resume.params, resume.opt_state_leaves) if resume else None
@@ -286,22 +287,23 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
         epoch_printer(say, settings.epochs, done, options.progress) as (print_line, advance),
     ):
 
-        def on_epoch(history: list[dict], state: train.TrainState) -> None:
+        def on_epoch(progress: train.FitState) -> None:
             nonlocal saved
-            record = history[-1]
+            history = progress.histories[0]
             if options.save is not None and main_process:
-                save_epoch(options.save, settings, state, history)
-                saved = (options.save, record["epoch"])
-            write_metrics(record)
-            print_line(format_epoch(record, settings.epochs))
+                save_epoch(options.save, settings, trainer.member_state(progress.state, 0), history)
+                saved = (options.save, history[-1]["epoch"])
+            write_metrics(history[-1])
+            print_line(format_epoch(history[-1], settings.epochs))
             advance()
 
+        start = trainer.start(state, epoch=done, histories=[history])
         try:
-            result = train.fit(
-                trainer, state, start_epoch=done, history=history, on_epoch=on_epoch
-            )
+            result = train.fit(trainer, start, on_epoch=on_epoch)
         except TrainingInterrupted as interrupted:
-            raise TrainingInterrupted(interrupted.completed_epoch, saved) from None
+            raise TrainingInterrupted(
+                interrupted.completed_epoch, saved, progress=interrupted.progress
+            ) from None
         write_metrics(result.test)
     if main_process:
         echo(format_test(result.test))

@@ -23,12 +23,12 @@ and ``n < η`` keeps one); ties go to the lower member index; a member without a
 
 **Population-based training.** At each exploit epoch, :func:`truncation_sources` ranks the
 members; each of the bottom ``q`` copies a member drawn at random from the top ``q``
-(``⌈q·n⌉`` members each, at most ``⌊n/2⌋``). :func:`gather_members` copies rows of every
-leaf of a pytree with a leading member axis (parameters, optimizer state, values); then
-:func:`explore` multiplies each copied member's searched values by a factor drawn from
-``--perturb`` or, with probability ``--resample``, draws them afresh, clipped to the
-distribution's range. :func:`inherited` follows a member's copies back through the epochs:
-the values its weights were trained with, and their records.
+(``⌈q·n⌉`` members each, at most ``⌊n/2⌋``); the trainer copies their rows
+(:meth:`jaxmlp.train.FitState.take`); then :func:`explore` multiplies each copied
+member's searched values by a factor drawn from ``--perturb`` or, with probability
+``--resample``, draws them afresh, clipped to the distribution's range. :func:`inherited`
+follows a member's copies back through the epochs: the values its weights were trained
+with.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
 import numpy as np
 
 from jaxmlp.errors import ConfigError
@@ -481,17 +480,6 @@ def truncation_sources(
         donors = rng.integers(0, size, len(bottom))
         sources[bottom] = [top[int(d)] for d in donors]
     return sources
-
-
-def gather_members(tree: Any, sources: Sequence[int]) -> Any:
-    """Row ``sources[i]`` of every leaf as row ``i``: members copy others, exactly.
-
-    Works on any pytree whose leaves have a leading member axis (parameters, optimizer
-    state, per-run values); with fewer ``sources`` than members it keeps only those (a
-    halving rung's survivors).
-    """
-    indices = np.asarray(sources, np.int32)
-    return jax.tree.map(lambda leaf: leaf[indices], tree)
 
 
 def explore(

@@ -1,39 +1,51 @@
 """Successive halving and population-based training, epoch by epoch, in one population.
 
-Both train one population (members that share a program, :mod:`jaxmlp.population`) one
-compiled epoch at a time and act between epochs with the pure functions of
-:mod:`jaxmlp.search`:
+Both train one population (members that share a program, :func:`jaxmlp.train.prepare`)
+one compiled epoch at a time (:meth:`jaxmlp.train.Trainer.train_epoch`) and act between
+epochs with the pure functions of :mod:`jaxmlp.search`:
 
 - **halving** (:func:`run_halving`): at each rung the members outside the top ``⌈n/η⌉``
-  stop; the survivors' rows of every leaf are gathered into a smaller population (its
-  program compiled for the smaller size), so a stopped member costs nothing afterwards.
-  Each member's seed keeps its epoch keys, so a survivor's epochs are those it would have
+  stop; the survivors' rows of every leaf are taken into a smaller population
+  (:meth:`~jaxmlp.train.FitState.take`, :meth:`~jaxmlp.train.Trainer.subset`: its program
+  compiled for the smaller size), so a stopped member costs nothing afterwards. Each
+  member's seed keeps its epoch keys, so a survivor's epochs are those it would have
   trained without halving.
-- **PBT** (:func:`run_pbt`): after every ``ready`` epochs, the bottom ``q`` copy the
-  parameters, optimizer state, liveness and divergence limit of a random top-``q`` member,
-  then perturb or resample its searched values. A member keeps its own seed (its data
-  order and dropout masks) when it copies another's weights.
+- **PBT** (:func:`run_pbt`): after every ``ready`` epochs, the bottom ``q`` take the rows
+  of a random top-``q`` member — parameters, optimizer state, divergence limit, liveness
+  and records — then perturb or resample its searched values. A member keeps its own seed
+  (its data order and dropout masks) when it copies another's weights.
 
 Both return a :class:`SearchOutcome`: a sweep's outcome plus the rung or exploit events
-and the network-epochs trained. Ctrl-C ends either after the last complete epoch.
+and the network-epochs trained. Ctrl-C raises
+:class:`~jaxmlp.errors.TrainingInterrupted` carrying the outcome so far.
+
+:func:`members_from_flags` turns a sweep's flags into its members and plan; the
+``*_line``/``*_text`` helpers are what ``jaxmlp sweep`` prints.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from jaxmlp import search
-from jaxmlp.errors import ConfigError
-from jaxmlp.optim import learning_rate_schedule
-from jaxmlp.population import PopulationTrainer, prepare_population, split_records
-from jaxmlp.settings import Settings, program_of, run_values
-from jaxmlp.sweep import MemberResult, SweepOutcome
-from jaxmlp.train import EpochMetrics, epoch_record, reported_rate
+from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
+from jaxmlp.settings import Settings, program_of, shown
+from jaxmlp.sweep import (
+    MemberResult,
+    SweepOutcome,
+    grid_from_flags,
+    parse_axis,
+    percent,
+    row_key,
+    takes_list,
+)
+from jaxmlp.train import FitState, Trainer, prepare, split_records
+
+ONE_POPULATION = ("halving", "pbt")
+"""The methods that train one population, acting between its epochs."""
 
 
 @dataclasses.dataclass
@@ -65,13 +77,41 @@ class SearchOutcome(SweepOutcome):
 
 @dataclasses.dataclass
 class Running:
-    """A population in training: its trainer, state, divergence limits and which member
-    each slot holds."""
+    """A population in training: its trainer, its progress and which member each slot
+    holds."""
 
-    trainer: PopulationTrainer
-    state: Any
-    limits: Any
+    trainer: Trainer
+    progress: FitState
     indices: list[int]
+
+
+def members_from_flags(
+    preset: str, given: Mapping[str, Any], method: str, flags: Mapping[str, Any]
+) -> tuple[list[Settings], dict[str, list], dict[str, search.Distribution], search.SearchPlan]:
+    """The members, the grid's axes, the distributions and the plan a sweep's flags describe.
+
+    Args:
+      preset: every member's starting settings.
+      given: setting name → the flag's value (text for settings that take lists).
+      method: ``--search``.
+      flags: the search flags (``runs``, ``search_seed``, ``eta``, …; ``None``: not given).
+
+    Raises:
+      ConfigError: a bad distribution, grid or search flag (see
+        :func:`jaxmlp.search.resolve_search`); halving or PBT over several programs.
+    """
+    distributions, rest = search.split_search_space(given)
+    members, axes = grid_from_flags(preset, rest)
+    plan = search.resolve_search(method, members[0].epochs, distributions=distributions, **flags)
+    if distributions:
+        lists = {name: parse_axis(name, text) for name, text in rest.items() if takes_list(name)}
+        fixed = {name: value for name, value in rest.items() if not takes_list(name)}
+        members = search.draw_members(
+            preset, distributions, lists, fixed, plan.runs, plan.search_seed
+        )
+    if plan.method in ONE_POPULATION:
+        one_program(members, plan.method)
+    return members, axes, distributions, plan
 
 
 def one_program(members: Sequence[Settings], method: str) -> None:
@@ -89,42 +129,46 @@ def one_program(members: Sequence[Settings], method: str) -> None:
         ) from None
 
 
+def new_outcome(members: Sequence[Settings]) -> SearchOutcome:
+    """An outcome with nothing trained yet."""
+    return SearchOutcome(
+        [None] * len(members),
+        [[] for _ in members],
+        members=list(members),
+        diverged=[None] * len(members),
+    )
+
+
 def start(members: Sequence[Settings], dataset) -> Running:
     """A fresh population of ``members`` (slots 0 … R−1)."""
-    trainer = prepare_population(members, dataset)
-    state = trainer.initial_state()
-    limits = np.asarray(trainer.divergence_limits(state.train.params))
-    return Running(trainer, state, limits, list(range(len(members))))
+    trainer = prepare(list(members), dataset)
+    return Running(trainer, trainer.start(), list(range(len(members))))
 
 
-def train_epoch(running: Running, epoch: int, outcome: SearchOutcome) -> None:
-    """Trains every slot for epoch ``epoch`` (0-based) and appends each live member's record
-    (with its searched values, if any, under ``values``) to its history."""
-    trainer = running.trainer
-    began = time.perf_counter()
-    was_alive = np.asarray(running.state.alive)
-    train_x, train_y = trainer.data["train"]
-    running.state, totals = trainer.run_epoch(
-        running.state, trainer.values, running.limits, train_x, train_y, trainer.epoch_keys(epoch)
-    )
-    validation = split_records(trainer, running.state.train.params, "validation")
-    seconds = (time.perf_counter() - began) / trainer.size
-    alive = np.asarray(running.state.alive)
+def train_epoch(running: Running, outcome: SearchOutcome) -> bool:
+    """Trains every slot one epoch and adds each new record to its member's history.
+
+    Returns:
+      whether a member is still alive (``False``: every one diverged in this epoch).
+    """
+    try:
+        running.progress = running.trainer.train_epoch(running.progress)
+        alive = True
+    except DivergenceError as error:
+        running.progress, alive = error.progress, False
+    progress = running.progress
     for slot, index in enumerate(running.indices):
-        if was_alive[slot] and not alive[slot]:
-            outcome.diverged[index] = epoch + 1
-        if not alive[slot]:
-            continue
-        member_totals = EpochMetrics(*(np.asarray(t)[slot] for t in totals))
-        lr = reported_rate(trainer.schedules[slot](epoch * trainer.steps_per_epoch))
-        val = validation and validation[slot]
-        record = epoch_record(epoch + 1, member_totals, lr, seconds, val)
-        outcome.histories[index].append(record)
-    outcome.network_epochs += trainer.size
+        history = progress.histories[slot]
+        if history and history[-1]["epoch"] == progress.epoch:
+            outcome.histories[index].append(history[-1])
+        outcome.diverged[index] = progress.diverged[slot]
+    outcome.network_epochs += running.trainer.size
+    return alive
 
 
-def last_accuracies(running: Running, outcome: SearchOutcome, epoch: int) -> list[float | None]:
-    """Each slot's validation accuracy after ``epoch`` (1-based), ``None`` if it has none."""
+def last_accuracies(running: Running, outcome: SearchOutcome) -> list[float | None]:
+    """Each slot's validation accuracy in the last epoch, ``None`` if it has none."""
+    epoch = running.progress.epoch
     accuracies = []
     for index in running.indices:
         history = outcome.histories[index]
@@ -143,7 +187,7 @@ def finish(
 ) -> None:
     """Records the results of ``slots`` (their test accuracy now) and, if they are ``final``
     (trained to the end), the best so far."""
-    params = running.state.train.params
+    params = running.progress.state.params
     tests = split_records(running.trainer, params, "test") if slots else None
     for slot in slots:
         index = running.indices[slot]
@@ -156,36 +200,27 @@ def finish(
             write({"event": "test", **tests[slot], "member": index, "epoch": len(history)})
         better = outcome.best is None or (val is not None and val > outcome.best[0])
         if final and val is not None and diverged is None and better:
-            outcome.best = (val, index, running.trainer, running.state, slot)
+            outcome.best = (val, index, running.trainer, running.progress.state, slot)
 
 
-def interrupted(outcome: SearchOutcome, epochs_done: int) -> None:
-    """Marks a search stopped by Ctrl-C after ``epochs_done`` epochs; the members still in
-    training get their validation accuracy so far as their result (no test)."""
+def interrupted(outcome: SearchOutcome, epochs_done: int) -> TrainingInterrupted:
+    """The Ctrl-C of a search after ``epochs_done`` epochs; the members still in training
+    get their validation accuracy so far as their result (no test)."""
     outcome.interrupted = f"after epoch {epochs_done}"
     for index, history in enumerate(outcome.histories):
         if outcome.results[index] is None and history:
             seed = outcome.members[index].seed
             result = MemberResult(seed, history[-1]["val_accuracy"], None, outcome.diverged[index])
             outcome.results[index] = result
+    return TrainingInterrupted(None, done=outcome.interrupted, progress=outcome)
 
 
-def new_outcome(members: Sequence[Settings]) -> SearchOutcome:
-    """An outcome with nothing trained yet."""
-    return SearchOutcome(
-        [None] * len(members),
-        [[] for _ in members],
-        members=list(members),
-        diverged=[None] * len(members),
-    )
-
-
-def keep_slots(running: Running, slots: Sequence[int], members: Sequence[Settings], dataset):
-    """The population of ``slots`` alone: a trainer of that size, their rows of the state."""
-    indices = [running.indices[slot] for slot in slots]
-    trainer = prepare_population([members[i] for i in indices], dataset)
-    state = search.gather_members(running.state, slots)
-    return Running(trainer, state, np.asarray(running.limits)[list(slots)], indices)
+def write_epoch(running: Running, outcome: SearchOutcome, write: Callable) -> None:
+    """Writes the epoch records of the members that trained the last epoch."""
+    for index in running.indices:
+        history = outcome.histories[index]
+        if history and history[-1]["epoch"] == running.progress.epoch:
+            write({**history[-1], "member": index})
 
 
 def run_halving(
@@ -193,7 +228,7 @@ def run_halving(
     dataset,
     plan: search.SearchPlan,
     *,
-    on_epoch: Callable[[int, Running, SearchOutcome], None] | None = None,
+    on_epoch: Callable[[Running, SearchOutcome], None] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     write: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchOutcome:
@@ -203,52 +238,56 @@ def run_halving(
       members: one program's members.
       dataset: their data.
       plan: the rungs and η.
-      on_epoch: ``on_epoch(epoch, running, outcome)`` after each epoch (1-based).
+      on_epoch: ``on_epoch(running, outcome)`` after each epoch.
       on_event: receives each rung's record when it is decided.
       write: receives each member's epoch and test records and each rung's record.
+
+    Raises:
+      TrainingInterrupted: Ctrl-C, after the last complete epoch (``progress``: the outcome).
     """
     one_program(members, "halving")
     write = write or (lambda record: None)
     outcome = new_outcome(members)
-    epochs = members[0].epochs
+    running = None
     try:
         running = start(members, dataset)
-        for epoch in range(epochs):
-            train_epoch(running, epoch, outcome)
-            write_epoch(running, outcome, epoch + 1, write)
+        while running.progress.epoch < members[0].epochs:
+            alive = train_epoch(running, outcome)
+            write_epoch(running, outcome, write)
             if on_epoch is not None:
-                on_epoch(epoch + 1, running, outcome)
-            if epoch + 1 not in plan.rungs:
-                continue
-            accuracies = last_accuracies(running, outcome, epoch + 1)
-            kept = search.survivors(accuracies, plan.eta)
-            stopped = [slot for slot in range(len(running.indices)) if slot not in kept]
-            finish(running, outcome, stopped, write, final=False)
-            event = {
-                "event": "rung",
-                "epoch": epoch + 1,
-                "members": list(running.indices),
-                "val_accuracy": accuracies,
-                "survivors": [running.indices[slot] for slot in kept],
-            }
-            outcome.events.append(event)
-            write(event)
-            if on_event is not None:
-                on_event(event)
-            running = keep_slots(running, kept, members, dataset)
+                on_epoch(running, outcome)
+            if not alive:
+                break
+            if running.progress.epoch in plan.rungs:
+                running = rung(running, outcome, plan.eta, write)
+                if on_event is not None:
+                    on_event(outcome.events[-1])
     except KeyboardInterrupt:
-        interrupted(outcome, max(map(len, outcome.histories), default=0))
-        return outcome
+        done = 0 if running is None else running.progress.epoch
+        raise interrupted(outcome, done) from None
     finish(running, outcome, range(len(running.indices)), write)
     return outcome
 
 
-def write_epoch(running: Running, outcome: SearchOutcome, epoch: int, write: Callable) -> None:
-    """Writes the epoch records of the members that trained epoch ``epoch``."""
-    for index in running.indices:
-        history = outcome.histories[index]
-        if history and history[-1]["epoch"] == epoch:
-            write({**history[-1], "member": index})
+def rung(running: Running, outcome: SearchOutcome, eta: int, write: Callable) -> Running:
+    """Stops the members outside the top ``⌈n/η⌉`` (their results recorded now) and returns
+    the population of the survivors."""
+    accuracies = last_accuracies(running, outcome)
+    kept = search.survivors(accuracies, eta)
+    stopped = [slot for slot in range(len(running.indices)) if slot not in kept]
+    finish(running, outcome, stopped, write, final=False)
+    event = {
+        "event": "rung",
+        "epoch": running.progress.epoch,
+        "members": list(running.indices),
+        "val_accuracy": accuracies,
+        "survivors": [running.indices[slot] for slot in kept],
+    }
+    outcome.events.append(event)
+    write(event)
+    return Running(
+        running.trainer.subset(kept), running.progress.take(kept), event["survivors"]
+    )
 
 
 def searched_values(member: Settings, names: Sequence[str]) -> dict[str, Any]:
@@ -285,7 +324,7 @@ def run_pbt(
     plan: search.SearchPlan,
     distributions: Mapping[str, search.Distribution],
     *,
-    on_epoch: Callable[[int, Running, SearchOutcome], None] | None = None,
+    on_epoch: Callable[[Running, SearchOutcome], None] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     write: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchOutcome:
@@ -296,90 +335,84 @@ def run_pbt(
       dataset: their data.
       plan: ``ready``, ``truncation``, ``perturb``, ``resample`` and the search seed.
       distributions: the searched settings (explore changes these alone).
-      on_epoch: ``on_epoch(epoch, running, outcome)`` after each epoch (1-based).
+      on_epoch: ``on_epoch(running, outcome)`` after each epoch.
       on_event: receives each exploit's record.
       write: receives each member's epoch records (with its ``values``), test records and
         each copy's record.
+
+    Raises:
+      TrainingInterrupted: Ctrl-C, after the last complete epoch (``progress``: the outcome).
     """
     one_program(members, "pbt")
     check_program_holds(members, distributions)
     write = write or (lambda record: None)
     outcome = new_outcome(members)
-    names = list(distributions)
     exploit_epochs = set(plan.exploit_epochs(members[0].epochs))
     values_per_epoch: list[list[dict[str, Any]]] = []
-    records_per_epoch: list[list[dict[str, Any] | None]] = []
     sources_after: dict[int, list[int]] = {}
+    running = None
     try:
         running = start(members, dataset)
-        for epoch in range(members[0].epochs):
-            points = [searched_values(member, names) for member in outcome.members]
-            train_epoch(running, epoch, outcome)
-            records = [fresh_record(history, epoch + 1) for history in outcome.histories]
-            for record, point in zip(records, points):
-                if record is not None:
-                    record["values"] = point
+        while running.progress.epoch < members[0].epochs:
+            points = [searched_values(member, list(distributions)) for member in outcome.members]
+            alive = train_epoch(running, outcome)
+            for slot, point in enumerate(points):
+                history = running.progress.histories[slot]
+                if history and history[-1]["epoch"] == running.progress.epoch:
+                    history[-1]["values"] = point
             values_per_epoch.append(points)
-            records_per_epoch.append(records)
-            write_epoch(running, outcome, epoch + 1, write)
+            write_epoch(running, outcome, write)
             if on_epoch is not None:
-                on_epoch(epoch + 1, running, outcome)
-            if epoch + 1 in exploit_epochs:
-                running, event = exploit(running, outcome, epoch + 1, plan, distributions)
-                sources_after[epoch + 1] = event["sources"]
+                on_epoch(running, outcome)
+            if not alive:
+                break
+            if running.progress.epoch in exploit_epochs:
+                running, event = exploit(running, outcome, plan, distributions)
+                sources_after[event["epoch"]] = event["sources"]
                 for record in event["copies"]:
                     write(record)
                 if on_event is not None:
                     on_event(event)
     except KeyboardInterrupt:
-        interrupted(outcome, len(records_per_epoch))
-    else:
-        finish(running, outcome, range(len(members)), write)
-    for member in range(len(members)):
-        outcome.schedules[member] = search.inherited(values_per_epoch, sources_after, member)
-        lineage = search.inherited(records_per_epoch, sources_after, member)
-        outcome.lineages[member] = [record for record in lineage if record is not None]
+        done = 0 if running is None else running.progress.epoch
+        record_lineages(outcome, running, values_per_epoch[:done], sources_after)
+        raise interrupted(outcome, done) from None
+    finish(running, outcome, range(len(members)), write)
+    record_lineages(outcome, running, values_per_epoch, sources_after)
     return outcome
 
 
-def fresh_record(history: list[dict[str, Any]], epoch: int) -> dict[str, Any] | None:
-    """The history's record of ``epoch`` if it is the last (``None``: it did not train it)."""
-    return history[-1] if history and history[-1]["epoch"] == epoch else None
+def record_lineages(outcome, running, values_per_epoch, sources_after) -> None:
+    """Every member's inherited schedule (:func:`jaxmlp.search.inherited`) and records."""
+    if running is None:
+        return
+    for member in range(len(outcome.members)):
+        outcome.schedules[member] = search.inherited(values_per_epoch, sources_after, member)
+        outcome.lineages[member] = list(running.progress.histories[member])
 
 
 def exploit(
     running: Running,
     outcome: SearchOutcome,
-    epoch: int,
     plan: search.SearchPlan,
     distributions: Mapping[str, search.Distribution],
 ) -> tuple[Running, dict[str, Any]]:
-    """One exploit-and-explore step after ``epoch``: copies rows, perturbs values, and
+    """One exploit-and-explore step after the last epoch: copies rows, perturbs values, and
     rebuilds the per-run values (the compiled epoch takes them as arrays: no recompiling).
 
     Returns:
       the population after the step, and the step's record (also in ``outcome.events``).
     """
+    epoch = running.progress.epoch
     rng = search.exploit_rng(plan.search_seed, epoch)
-    accuracies = last_accuracies(running, outcome, epoch)
+    accuracies = last_accuracies(running, outcome)
     sources = search.truncation_sources(accuracies, plan.truncation, rng)
     before = [searched_values(member, list(distributions)) for member in outcome.members]
     after = search.explore(before, sources, distributions, plan.perturb, plan.resample, rng)
     copies = search.exploits_of(epoch, sources, before, after)
-    for copy in copies:
-        outcome.diverged[copy.member] = outcome.diverged[copy.source]
     outcome.members = [member.replace(**point) for member, point in zip(outcome.members, after)]
-    trainer = running.trainer
-    per_epoch = trainer.steps_per_epoch
-    trainer = dataclasses.replace(
-        trainer,
-        members=tuple(outcome.members),
-        values=trainer.place_members(run_values(outcome.members, per_epoch)),
-        schedules=tuple(
-            learning_rate_schedule(trainer.program, member.values(per_epoch), per_epoch)
-            for member in outcome.members
-        ),
-    )
+    progress = running.progress.take(sources)
+    outcome.diverged = list(progress.diverged)
     event = {
         "event": "exploit",
         "epoch": epoch,
@@ -388,5 +421,114 @@ def exploit(
         "copies": [copy.to_dict() for copy in copies],
     }
     outcome.events.append(event)
-    state = search.gather_members(running.state, sources)
-    return Running(trainer, state, np.asarray(running.limits)[sources], running.indices), event
+    trainer = running.trainer.subset(range(len(sources)), members=outcome.members)
+    return Running(trainer, progress, running.indices), event
+
+
+def epochs_column(members: Sequence[Settings], histories) -> dict[str, Callable]:
+    """Halving's extra table column: the epochs each row's members trained."""
+    trained: dict[tuple, set[int]] = {}
+    for member, history in zip(members, histories):
+        trained.setdefault(row_key(member), set()).add(len(history))
+    return {"epochs": lambda row: ",".join(map(str, sorted(trained[row_key(row.settings)])))}
+
+
+def plan_text(plan: search.SearchPlan, distributions: Mapping) -> str:
+    """``; search halving (eta 3, rungs 2, 6); lr 0.001..0.3:log`` for the header line."""
+    if plan.method == "grid":
+        return ""
+    factors = ",".join(f"{factor:g}" for factor in plan.perturb)
+    detail = {
+        "halving": f" (eta {plan.eta}, rungs {', '.join(map(str, plan.rungs))})",
+        "pbt": f" (every {plan.ready} epoch{'s' * (plan.ready > 1)}, truncation "
+        f"{plan.truncation:g}, perturb {factors}, resample {plan.resample:g})",
+    }.get(plan.method, "")
+    drawn = "".join(f"; {name} {d.text()}" for name, d in distributions.items())
+    return f"; search {plan.method}{detail}" + drawn
+
+
+def plan_record(plan: search.SearchPlan, distributions: Mapping) -> dict[str, Any]:
+    """The plan and the distributions, as the metrics' start record and the JSON carry them."""
+    return {
+        **dataclasses.asdict(plan),
+        "distributions": {name: d.text() for name, d in distributions.items()},
+    }
+
+
+def search_report(plan, distributions, outcome, network_epochs: int) -> dict[str, Any]:
+    """The ``--json`` report's ``search``: the plan, the events, the compute, PBT's schedules."""
+    report = {
+        **plan_record(plan, distributions),
+        "network_epochs": network_epochs,
+        "events": getattr(outcome, "events", []),
+        "epochs": [len(history) for history in outcome.histories],
+    }
+    if plan.method == "pbt":
+        report["schedules"] = {str(k): v for k, v in outcome.schedules.items()}
+        report["best_member"] = None if outcome.best is None else outcome.best[1]
+    return report
+
+
+def progress_line(epochs: int, running: Running, outcome: SearchOutcome, seconds: float) -> str:
+    """``epoch 3/18, 9 members: val best 91.23%, median 89.10%  1.2 s``."""
+    accuracies = [a for a in last_accuracies(running, outcome) if a is not None]
+    summary = (
+        f"val best {percent(max(accuracies))}%, median {percent(statistics.median(accuracies))}%"
+        if accuracies
+        else "every run diverged"
+    )
+    count = len(running.indices)
+    members = f"{count} member{'s' * (count > 1)}"
+    return f"epoch {running.progress.epoch}/{epochs}, {members}: {summary}  {seconds:.1f} s"
+
+
+def event_lines(event: dict[str, Any]) -> list[str]:
+    """A rung's or an exploit's report, a line each."""
+    if event["event"] == "rung":
+        survivors = event["survivors"]
+        stopped = len(event["members"]) - len(survivors)
+        kept = [
+            accuracy
+            for member, accuracy in zip(event["members"], event["val_accuracy"])
+            if member in survivors and accuracy is not None
+        ]
+        floor = f"; val ≥ {percent(min(kept))}%" if kept else ""
+        line = (
+            f"rung at epoch {event['epoch']}: {len(survivors)} of {len(event['members'])} go on "
+            f"(member{'s' * (len(survivors) > 1)} {', '.join(map(str, survivors))}{floor}), "
+            f"{stopped} stop"
+        )
+        return [line]
+    accuracy = event["val_accuracy"]
+
+    def val(member: int) -> str:
+        return "-" if accuracy[member] is None else f"{percent(accuracy[member])}%"
+
+    return [
+        f"exploit after epoch {event['epoch']}: member {copy['member']} (val "
+        f"{val(copy['member'])}) copies member {copy['source']} (val {val(copy['source'])}): "
+        + ", ".join(
+            f"{name} {shown(copy['inherited'][name])} → {shown(value)}"
+            for name, value in copy["values"].items()
+        )
+        for copy in event["copies"]
+    ]
+
+
+def schedule_text(schedule: list[dict[str, Any]]) -> str:
+    """``lr 0.01 (epochs 1-3), 0.012 (4-6)``: each value over the epochs it held."""
+    parts = []
+    for name in schedule[0] if schedule else []:
+        spans: list[list] = []
+        for epoch, values in enumerate(schedule, start=1):
+            if spans and spans[-1][0] == values[name]:
+                spans[-1][2] = epoch
+            else:
+                spans.append([values[name], epoch, epoch])
+        texts = [
+            f"{shown(value)} (epoch{'s' * (end > begin)} {begin}"
+            + (f"-{end})" if end > begin else ")")
+            for value, begin, end in spans
+        ]
+        parts.append(f"{name} " + ", ".join(texts))
+    return "; ".join(parts)

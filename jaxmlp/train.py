@@ -1,48 +1,67 @@
-"""Training: the step, the compiled epoch, the setup of a run, and ``fit``.
+"""Training: the step, the compiled epoch, one trainer over R ≥ 1 members, and ``fit``.
 
 A training step draws its mini-batch by index from the training set on the device, takes
 the gradient of the mean cross-entropy (hand-written BP1–BP4 with per-example work
-``vmap``-ed, or ``jax.grad``) and applies the optax update. :func:`make_epoch_fn` runs
-every step of an epoch inside one ``jit``-compiled ``lax.scan``: per-step Python dispatch
-would cost more than the arithmetic of a small network. A last batch smaller than
-``batch_size`` is a step of its own (unless ``drop_last``).
+``vmap``-ed, or ``jax.grad``) and applies the optax update. The compiled epoch runs every
+step of an epoch inside one ``jit``-compiled ``lax.scan``: per-step Python dispatch would
+cost more than the arithmetic of a small network. A last batch smaller than ``batch_size``
+is a step of its own (unless ``drop_last``).
 
-The compiled epoch depends on the :class:`~jaxmlp.settings.Program` alone; the per-run
-values (learning rate, momentum, weight decay, warm-up, dropout rates, label smoothing)
-are array arguments (:class:`~jaxmlp.settings.RunValues`), so one compiled epoch trains
-with any of them — and ``jax.vmap`` of it trains a population (:mod:`jaxmlp.population`).
+A run is a **population** of R ≥ 1 members; a solo run is a population of one. Every leaf
+of the training state (:class:`TrainState`) carries a leading member axis, and so do the
+per-run values (:class:`~jaxmlp.settings.RunValues`: learning rate, momentum, dropout
+rates, …), which are array arguments of the compiled epoch: one compiled epoch, which
+depends on the :class:`~jaxmlp.settings.Program` alone, trains any of them. One member
+runs the epoch body as it is; several run it under ``jax.vmap``, in chunks of
+:data:`MEMBER_CHUNK`. **A member is the same experiment as the solo run with its
+settings** (tested bit for bit, epoch by epoch, in ``tests/test_members.py``).
 
 Randomness is a function of ``(seed, epoch)`` alone: epoch ``e`` shuffles and draws its
 dropout masks and shifts from ``fold_in(key(seed), e)``, so a run resumed from a
 checkpoint after epoch ``e`` continues exactly as the uninterrupted run would have.
 
-:func:`prepare` is the setup seam — it builds everything a run needs (the compiled
-epoch, the evaluator, the schedule, the data on the device, the initial state) — and
-:func:`fit` trains from a given state and epoch.
+:func:`prepare` builds a :class:`Trainer` (the compiled epoch, the evaluator, the data on
+the devices); :meth:`Trainer.train_epoch` trains every member one epoch and turns the
+totals into per-member records; :func:`fit` repeats it and reports the test split.
+Divergence is per member (:func:`diverged_members`): a member whose epoch loss is NaN,
+infinite or above its limit keeps the state it had before that epoch and is frozen; when
+no member is left, :class:`~jaxmlp.errors.DivergenceError` ends the fit. Ctrl-C raises
+:class:`~jaxmlp.errors.TrainingInterrupted` carrying the progress of the complete epochs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec
 
 from jaxmlp import backprop
 from jaxmlp.augment import drop_inputs, erase_images, flip_images, shift_images, shuffled_indices
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
-from jaxmlp.evaluation import make_split_totals
+from jaxmlp.evaluation import EVAL_CHUNK, chunked_log_probabilities, map_in_chunks
 from jaxmlp.model import Params, first_argmax, hidden_dropout_masks, init_params, mixed_targets
 from jaxmlp.optim import learning_rate_schedule, make_optimizer
-from jaxmlp.settings import Program, RunValues, Settings
+from jaxmlp.settings import Program, RunValues, Settings, program_of, run_values
 
 Shard = Callable[[jax.Array], jax.Array]
+MEMBER_CHUNK = 16
+"""Members trained side by side in one batched product; larger populations run in chunks
+of this many, one after another inside the compiled epoch. Beyond about 16, XLA:CPU's
+batched products sum in another order than a single network's, and a member would no
+longer equal its solo run bit for bit (measured: R = 40 in one batch moved an lr-0.5
+member by 70 % after one epoch; chunks of 8–20 left every member identical). Chunks also
+keep a chunk's parameters in cache across the epoch's steps."""
+EVAL_ACTIVATIONS = 1 << 24
+"""Activations (floats) one evaluation chunk of the whole population may hold."""
 
 
 def unsharded(x: jax.Array) -> jax.Array:
@@ -173,14 +192,102 @@ def make_epoch_body(
     return epoch
 
 
+
+
+def first_member(tree):
+    """Inside ``jit``: member 0 of every leaf (the member axis dropped)."""
+    return jax.tree.map(lambda leaf: leaf[0], tree)
+
+
+def with_member_axis(tree):
+    """Inside ``jit``: every leaf as a population of one."""
+    return jax.tree.map(lambda leaf: leaf[None], tree)
+
+
 def make_epoch_fn(
     program: Program,
     per_epoch: int,
-    image_shape: tuple[int, int] | None = None,
-    shard_batch: Shard = unsharded,
+    image_shape: tuple[int, int] | None,
+    solo: bool,
+    layout=None,
 ):
-    """The compiled :func:`make_epoch_body`; the state argument is donated."""
-    return jax.jit(make_epoch_body(program, per_epoch, image_shape, shard_batch), donate_argnums=0)
+    """``epoch(state, values, images, labels, keys) -> (state, EpochMetrics)``, compiled.
+
+    Every leaf of the state, the values, the keys and the metrics has a leading member
+    axis. One member (``solo``) runs :func:`make_epoch_body` as it is (a solo run's program); several
+    run it under ``vmap``, :data:`MEMBER_CHUNK` at a time. With a ``layout``
+    (:class:`jaxmlp.parallel.DeviceLayout`), each device trains its share of the members
+    (``shard_map`` over the member axis: nothing crosses between members) and each
+    member's mini-batches are split over the data axis.
+    """
+    split = layout is not None and layout.data > 1
+    spread = layout is not None and layout.members > 1
+    shard_batch = unsharded
+    if split:
+        shard_batch = layout.shard_member_batch if spread else layout.shard_batch
+    body = make_epoch_body(program, per_epoch, image_shape, shard_batch)
+    if solo:
+
+        def epoch(state, values, images, labels, keys):
+            state, metrics = body(first_member(state), first_member(values), images, labels, keys[0])
+            return with_member_axis((state, metrics))
+
+        return jax.jit(epoch)
+    batched = jax.vmap(body, in_axes=(0, 0, None, None, 0))
+
+    def epoch(state, values, images, labels, keys):
+        def train_chunk(chunk):
+            return batched(chunk[0], chunk[1], images, labels, chunk[2])
+
+        return map_in_chunks(train_chunk, (state, values, keys), MEMBER_CHUNK)
+
+    if spread:
+        own, shared = PartitionSpec(layout.MEMBER_AXIS), PartitionSpec()
+        epoch = jax.shard_map(
+            epoch,
+            mesh=layout.mesh,
+            in_specs=(own, own, shared, shared, own),
+            out_specs=(own, own),
+            axis_names={layout.MEMBER_AXIS},
+            check_vma=False,
+        )
+    return jax.jit(epoch)
+
+
+def evaluation_chunk(members: int, sizes: Sequence[int]) -> int:
+    """Examples per evaluation chunk, so that all members' activations fit
+    :data:`EVAL_ACTIVATIONS` (a solo run: :data:`~jaxmlp.evaluation.EVAL_CHUNK`)."""
+    if members == 1:
+        return EVAL_CHUNK
+    return max(1, min(EVAL_CHUNK, EVAL_ACTIVATIONS // (members * max(sizes[1:]))))
+
+
+def make_totals_fn(members: int, sizes: Sequence[int], shard_batch: Shard = unsharded):
+    """``totals(params, images, labels) -> (loss_sums, corrects)``, ``(R,)`` each, compiled.
+
+    ``loss_sums`` adds up each member's cross-entropy over the examples, ``corrects``
+    counts the examples whose most probable class is the label.
+    """
+    chunk = evaluation_chunk(members, sizes)
+
+    def one_member(params, images, labels):
+        log_probs = chunked_log_probabilities(params, images, shard_batch, chunk)
+        picked = jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
+        return -jnp.sum(picked), jnp.sum(jnp.argmax(log_probs, axis=-1) == labels)
+
+    if members == 1:
+        return jax.jit(lambda p, x, y: with_member_axis(one_member(first_member(p), x, y)))
+    return jax.jit(jax.vmap(one_member, in_axes=(0, None, None)))
+
+
+@jax.jit
+def keep_rows(keep: jax.Array, new, old):
+    """``new`` where ``keep`` (a boolean per member), else ``old``, leaf by leaf."""
+
+    def pick(a, b):
+        return jnp.where(keep.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, new, old)
 
 
 def check_fits_data(settings: Settings, dataset) -> None:
@@ -211,16 +318,39 @@ def check_fits_data(settings: Settings, dataset) -> None:
         )
 
 
-def split_totals(evaluate, params: Params, images, labels, name: str) -> dict[str, Any]:
-    """``{name}_loss``, ``{name}_accuracy``, ``{name}_correct``, ``{name}_total``."""
-    loss_sum, correct = evaluate(params, images, labels)
-    total = int(images.shape[0])
-    return {
-        f"{name}_loss": float(loss_sum) / total,
-        f"{name}_accuracy": int(correct) / total,
-        f"{name}_correct": int(correct),
-        f"{name}_total": total,
-    }
+def dataset_for(settings: Settings, dataset):
+    """``dataset`` as the settings' data fields say: honoured where it can be, else refused.
+
+    A ``limit`` is applied (the first ``limit`` examples of every split, as
+    :func:`jaxmlp.data.load_dataset` takes them). A dataset of a name the settings know
+    (``mnist``, ``fashion-mnist``) must be the one they name, and its validation split
+    must be ``val_size`` examples long (at most ``limit``).
+
+    Raises:
+      ConfigError: the dataset contradicts the settings, naming both.
+    """
+    from jaxmlp.settings import SPECS
+
+    if settings.limit is not None and max(len(s) for s in dataset.splits.values()) > settings.limit:
+        dataset = dataclasses.replace(
+            dataset,
+            **{name: type(split)(split.images[: settings.limit], split.labels[: settings.limit])
+               for name, split in dataset.splits.items()},
+        )
+    if dataset.name not in SPECS["dataset"].choices:
+        return dataset
+    if dataset.name != settings.dataset:
+        raise ConfigError(
+            f"is {settings.dataset} but the dataset given is {dataset.name}", setting="dataset"
+        )
+    expected = min(settings.val_size, settings.limit or settings.val_size)
+    if len(dataset.validation) != expected:
+        raise ConfigError(
+            f"is {settings.val_size}{'' if settings.limit is None else f' (limit {settings.limit})'}"
+            f" but the {dataset.name} dataset given validates on {len(dataset.validation)} examples",
+            setting="val_size",
+        )
+    return dataset
 
 
 def reported_rate(value) -> float:
@@ -228,10 +358,31 @@ def reported_rate(value) -> float:
     return float(str(np.float32(value)))
 
 
+def split_records(trainer: Trainer, params, split: str) -> list[dict[str, Any]] | None:
+    """Each member's ``{name}_loss``, ``_accuracy``, ``_correct``, ``_total`` on ``split``
+    (``val`` for the validation split); ``None`` when the split is empty."""
+    images, labels = trainer.data[split]
+    total = int(images.shape[0])
+    if total == 0:
+        return None
+    loss_sums, corrects = (np.asarray(a) for a in trainer.evaluate(params, images, labels))
+    name = {"validation": "val"}.get(split, split)
+    return [
+        {
+            f"{name}_loss": float(loss_sum) / total,
+            f"{name}_accuracy": int(correct) / total,
+            f"{name}_correct": int(correct),
+            f"{name}_total": total,
+        }
+        for loss_sum, correct in zip(loss_sums, corrects)
+    ]
+
+
 def epoch_record(
     epoch: int, totals: EpochMetrics, lr: float, seconds: float, validation: dict | None
 ) -> dict[str, Any]:
-    """The metrics of one epoch as JSON (``epoch`` counts from 1)."""
+    """The metrics of one member's epoch as JSON (``epoch`` counts from 1); ``totals`` are
+    that member's sums."""
     examples = int(totals.examples)
     record = {
         "event": "epoch",
@@ -262,172 +413,384 @@ def divergence_limit(initial_loss: float, num_classes: int) -> float:
     return DIVERGENCE_FACTOR * max(initial_loss, math.log(num_classes))
 
 
-def check_not_diverged(train_loss: float, limit: float, epoch: int, lr: float) -> None:
-    """Raises :class:`DivergenceError` if ``train_loss`` is NaN, infinite or above ``limit``."""
-    if math.isfinite(train_loss) and train_loss <= limit:
-        return
-    raise DivergenceError(
-        f"training diverged in epoch {epoch + 1}: the mean training loss became "
-        f"{train_loss:.4g} (limit {limit:.4g}); try a smaller learning rate than {lr:g}"
-    )
+def diverged_members(losses: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """The one divergence rule: a mean training loss that is NaN, infinite or above its
+    member's limit (:func:`divergence_limit`)."""
+    return ~(np.isfinite(losses) & (losses <= limits))
 
 
 @dataclasses.dataclass(frozen=True)
 class Trainer:
-    """Everything a run needs, built once by :func:`prepare`.
+    """Everything training R ≥ 1 members needs, built once by :func:`prepare`.
 
     Attributes:
-      settings: the run's settings.
+      members: each member's settings (they share one program).
       program: the compiled program's settings.
-      values: the per-run values as arrays.
+      values: the per-run values, ``(R,)`` arrays, placed like the members.
       steps_per_epoch: optimizer steps per epoch.
-      tx: the optimizer (built from concrete values: for ``init`` and restoring).
-      schedule: the learning rate at a step.
-      run_epoch: the compiled epoch, ``(state, values, images, labels, key)``.
-      evaluate: the compiled evaluator, ``(params, images, labels) -> (loss_sum, correct)``.
-      place: puts a host array (and each leaf of a state) on the device(s).
+      tx: the optimizer of member 0 (its state's structure is every member's).
+      schedules: each member's learning rate at a step (for the records).
+      run_epoch: the compiled epoch, ``(state, values, images, labels, keys)``.
+      evaluate: the compiled evaluator, ``(params, images, labels) -> (loss_sums, corrects)``.
       data: the splits on the device(s): ``train``, ``validation``, ``test`` as (x, y).
       num_classes: the dataset's number of classes.
+      layout: the devices (:class:`jaxmlp.parallel.DeviceLayout`), ``None`` for one.
     """
 
-    settings: Settings
+    members: tuple[Settings, ...]
     program: Program
     values: RunValues
     steps_per_epoch: int
     tx: optax.GradientTransformation
-    schedule: Callable[[int], Any]
+    schedules: tuple[Callable[[int], Any], ...]
     run_epoch: Callable
     evaluate: Callable
-    place: Callable[[Any], jax.Array]
     data: dict[str, tuple[jax.Array, jax.Array]]
     num_classes: int
+    image_shape: tuple[int, int] | None = None
+    layout: Any = None
+
+    @property
+    def size(self) -> int:
+        """The number of members, R."""
+        return len(self.members)
+
+    @property
+    def settings(self) -> Settings:
+        """Member 0's settings (a solo run's)."""
+        return self.members[0]
+
+    def place(self, value) -> jax.Array:
+        """Puts a host array on the device(s), whole on each."""
+        return jnp.asarray(value) if self.layout is None else self.layout.place(value)
+
+    def place_members(self, tree):
+        """Splits the member axis of every leaf over the layout's member devices."""
+        if self.layout is None or self.layout.members == 1:
+            return jax.tree.map(self.place, tree)
+        return self.layout.place_members(tree)
 
     def initial_state(self) -> TrainState:
-        """Fresh parameters from the seed, placed on the device(s)."""
-        return jax.tree.map(self.place, init_state(self.program, self.settings.seed, self.tx))
+        """Every member's fresh parameters from its seed and its optimizer's initial state."""
+        if self.size == 1:
+            state = init_state(self.program, self.settings.seed, self.tx)
+            return self.place_members(jax.tree.map(lambda leaf: np.asarray(leaf)[None], state))
+        keys = jax.vmap(jax.random.key)(jnp.asarray([m.seed for m in self.members], jnp.uint32))
+        params = jax.vmap(lambda key: init_params(key, self.program.sizes, self.program.init))(keys)
+        return self.place_members(TrainState(params, jax.vmap(self.tx.init)(params)))
 
-    def restored_state(self, params: Params, opt_state_leaves: tuple[np.ndarray, ...]) -> TrainState:
-        """A saved state (parameters, the optimizer state's leaves), placed on the device(s)."""
+    def restored_state(self, params: Params, opt_state_leaves: Sequence[np.ndarray]) -> TrainState:
+        """A saved member's state (parameters, the optimizer state's leaves) as every
+        member's, placed on the device(s)."""
         structure = jax.tree.structure(self.tx.init(params))
-        opt_state = jax.tree.unflatten(structure, [jnp.asarray(leaf) for leaf in opt_state_leaves])
-        return jax.tree.map(self.place, TrainState(tuple(params), opt_state))
+        opt_state = jax.tree.unflatten(structure, [np.asarray(leaf) for leaf in opt_state_leaves])
+        state = TrainState(tuple(params), opt_state)
+        repeat = lambda leaf: np.repeat(np.asarray(leaf)[None], self.size, axis=0)  # noqa: E731
+        return self.place_members(jax.tree.map(repeat, state))
 
-    def learning_rate(self, epoch: int) -> float:
-        """The learning rate at the first step of ``epoch`` (0-based)."""
-        return reported_rate(self.schedule(epoch * self.steps_per_epoch))
+    def member_state(self, state: TrainState, index: int) -> TrainState:
+        """Member ``index``'s training state, without the member axis (host arrays)."""
+        return jax.tree.map(lambda leaf: np.asarray(leaf[index]), jax.device_get(state))
 
-    def divergence_limit(self, params: Params) -> float:
-        """:func:`divergence_limit` for a run starting from ``params``."""
+    def learning_rates(self, epoch: int) -> list[float]:
+        """Each member's learning rate at the first step of ``epoch`` (0-based)."""
+        step = epoch * self.steps_per_epoch
+        return [reported_rate(schedule(step)) for schedule in self.schedules]
+
+    def epoch_keys(self, epoch: int) -> jax.Array:
+        """Each member's key of ``epoch``: :func:`epoch_key` of its seed."""
+        seeds = jnp.asarray([member.seed for member in self.members], jnp.uint32)
+        keys = jax.vmap(lambda seed: epoch_key(seed, epoch))(seeds)
+        if self.layout is None or self.layout.members == 1:
+            return keys
+        return self.layout.place_members(keys)
+
+    def divergence_limits(self, params) -> np.ndarray:
+        """Each member's :func:`divergence_limit`, from its loss on up to
+        :data:`DIVERGENCE_SAMPLE` training examples."""
         train_x, train_y = self.data["train"]
         sample = min(train_x.shape[0], DIVERGENCE_SAMPLE)
-        loss_sum, _ = self.evaluate(params, train_x[:sample], train_y[:sample])
-        return divergence_limit(float(loss_sum) / sample, self.num_classes)
+        loss_sums, _ = self.evaluate(params, train_x[:sample], train_y[:sample])
+        losses = np.asarray(loss_sums, np.float64) / sample
+        return np.array([divergence_limit(float(loss), self.num_classes) for loss in losses])
+
+    def start(self, state: TrainState | None = None, *, epoch: int = 0, histories=None) -> FitState:
+        """The progress a fit starts from: ``state`` (fresh if ``None``) after ``epoch``
+        epochs, whose records are ``histories`` (one list per member)."""
+        state = self.initial_state() if state is None else state
+        return FitState(
+            state=state,
+            epoch=epoch,
+            histories=[list(h) for h in histories] if histories else [[] for _ in self.members],
+            diverged=[None] * self.size,
+            limits=self.divergence_limits(state.params),
+        )
+
+    def train_epoch(self, progress: FitState) -> FitState:
+        """Trains every member one epoch: the new progress, with each member's record.
+
+        A member that diverges in this epoch keeps its previous state and gets no record;
+        so does one that diverged before.
+        """
+        began = time.perf_counter()
+        epoch = progress.epoch
+        lrs = self.learning_rates(epoch)
+        train_x, train_y = self.data["train"]
+        state, totals = self.run_epoch(
+            progress.state, self.values, train_x, train_y, self.epoch_keys(epoch)
+        )
+        totals = EpochMetrics(*(np.asarray(t) for t in jax.device_get(totals)))
+        losses = totals.loss_sum.astype(np.float64) / totals.examples
+        alive = progress.alive & ~diverged_members(losses, progress.limits)
+        if not alive.all():
+            state = keep_rows(jnp.asarray(alive), state, progress.state)
+        validation = split_records(self, state.params, "validation")
+        seconds = (time.perf_counter() - began) / self.size
+        histories = [list(history) for history in progress.histories]
+        diverged = list(progress.diverged)
+        for index, history in enumerate(histories):
+            if alive[index]:
+                member = EpochMetrics(*(t[index] for t in totals))
+                shown = validation and validation[index]
+                history.append(epoch_record(epoch + 1, member, lrs[index], seconds, shown))
+            elif progress.alive[index]:
+                diverged[index] = epoch + 1
+        new = dataclasses.replace(
+            progress, state=state, epoch=epoch + 1, histories=histories, diverged=diverged
+        )
+        if not alive.any():
+            raise DivergenceError(divergence_message(self, new, losses), progress=new)
+        return new
+
+    def subset(self, indices: Sequence[int], members: Sequence[Settings] | None = None) -> Trainer:
+        """A trainer of the members at ``indices`` (repeats allowed), or of ``members`` in
+        their place (same program: e.g. other learning rates); compiled programs are shared."""
+        chosen = tuple(members) if members is not None else tuple(self.members[i] for i in indices)
+        return build_trainer(chosen, self.data, self.num_classes, self.image_shape, self.layout)
 
 
-def prepare(
-    settings: Settings,
-    dataset,
-    *,
-    place: Callable[[Any], jax.Array] = jnp.asarray,
-    shard_batch: Shard = unsharded,
-) -> Trainer:
-    """Builds what a run of ``settings`` on ``dataset`` needs: the setup seam.
 
-    Args:
-      settings: the run's settings.
-      dataset: a :class:`jaxmlp.data.Dataset` (``train``/``validation``/``test`` splits).
-      place: puts a host array, and each leaf of the state, on the device(s) (replicated
-        over a mesh, for data parallelism).
-      shard_batch: constrains a mini-batch's layout inside the compiled step.
-
-    Raises:
-      ConfigError: the settings do not fit the data.
-    """
-    check_fits_data(settings, dataset)
-    program = settings.program()
-    per_epoch = steps_per_epoch(len(dataset.train), settings.batch_size, settings.drop_last)
-    values = settings.values(per_epoch)
-    image_shape = getattr(dataset, "image_shape", None)
-    return Trainer(
-        settings=settings,
-        program=program,
-        values=values,
-        steps_per_epoch=per_epoch,
-        tx=make_optimizer(program, values, per_epoch),
-        schedule=learning_rate_schedule(program, values, per_epoch),
-        run_epoch=make_epoch_fn(program, per_epoch, image_shape, shard_batch),
-        evaluate=make_split_totals(shard_batch=shard_batch),
-        place=place,
-        data={
-            name: (place(split.images), place(split.labels))
-            for name, split in dataset.splits.items()
-        },
-        num_classes=dataset.num_classes,
+def divergence_message(trainer: Trainer, progress: FitState, losses: np.ndarray) -> str:
+    """Why a fit ended: its one member diverged (with a hint), or every member did."""
+    if trainer.size > 1:
+        return f"every one of the {trainer.size} runs diverged by epoch {progress.epoch}"
+    lr, limit = trainer.settings.lr, progress.limits[0]
+    return (
+        f"training diverged in epoch {progress.epoch}: the mean training loss became "
+        f"{losses[0]:.4g} (limit {limit:.4g}); try a smaller learning rate than {lr:g}"
     )
 
 
 @dataclasses.dataclass(frozen=True)
+class FitState:
+    """How far a fit has come: the state after ``epoch`` epochs and each member's records.
+
+    Attributes:
+      state: every member's training state (leading member axis).
+      epoch: the epochs done.
+      histories: each member's epoch records (:func:`epoch_record`).
+      diverged: for each member, the epoch in which it diverged, or ``None``.
+      limits: each member's divergence limit.
+    """
+
+    state: TrainState
+    epoch: int
+    histories: list[list[dict[str, Any]]]
+    diverged: list[int | None]
+    limits: np.ndarray
+
+    @property
+    def alive(self) -> np.ndarray:
+        """``(R,)`` booleans: the members still training."""
+        return np.array([when is None for when in self.diverged], bool)
+
+    def take(self, indices: Sequence[int]) -> FitState:
+        """The progress of the members at ``indices`` (repeats allowed), in that order
+        (for :meth:`Trainer.subset`)."""
+        rows = np.asarray(indices)
+        return FitState(
+            state=jax.tree.map(lambda leaf: leaf[rows], self.state),
+            epoch=self.epoch,
+            histories=[list(self.histories[i]) for i in rows],
+            diverged=[self.diverged[i] for i in rows],
+            limits=self.limits[rows],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainResult:
-    """What :func:`fit` returns."""
+    """One member's outcome: its parameters, optimizer state, records and test result."""
 
     params: Params
     opt_state: optax.OptState
     history: list[dict[str, Any]]
     """One record per epoch (see :func:`epoch_record`), resumed epochs included."""
-    test: dict[str, Any]
+    test: dict[str, Any] | None
     """Loss and accuracy on the test split, measured once after the last epoch."""
+    diverged: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` returns: the final progress and each member's test record.
+
+    A solo run reads as one: ``result.params``, ``result.history``, ``result.test``.
+    """
+
+    progress: FitState
+    tests: list[dict[str, Any]]
+
+    @property
+    def state(self) -> TrainState:
+        """Every member's final training state (leading member axis)."""
+        return self.progress.state
+
+    @property
+    def histories(self) -> list[list[dict[str, Any]]]:
+        """Each member's epoch records."""
+        return self.progress.histories
+
+    @property
+    def diverged(self) -> list[int | None]:
+        """For each member, the epoch in which it diverged, or ``None``."""
+        return self.progress.diverged
+
+    def member(self, index: int) -> TrainResult:
+        """Member ``index``'s outcome (its arrays without the member axis)."""
+        params, opt_state = jax.tree.map(lambda leaf: leaf[index], tuple(self.state))
+        return TrainResult(
+            params, opt_state, self.histories[index], self.tests[index], self.diverged[index]
+        )
+
+    def _solo(self) -> TrainResult:
+        if len(self.tests) != 1:
+            raise ValueError(f"a population of {len(self.tests)} runs: use .member(index)")
+        return self.member(0)
+
+    @property
+    def params(self) -> Params:
+        """A solo run's final parameters."""
+        return self._solo().params
+
+    @property
+    def opt_state(self) -> optax.OptState:
+        """A solo run's final optimizer state."""
+        return self._solo().opt_state
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """A solo run's epoch records."""
+        return self._solo().history
+
+    @property
+    def test(self) -> dict[str, Any]:
+        """A solo run's test record."""
+        return self._solo().test
+
+
+def members_of(settings: Settings | Sequence[Settings]) -> tuple[Settings, ...]:
+    """One run's settings, or several, as a tuple of members."""
+    members = (settings,) if isinstance(settings, Settings) else tuple(settings)
+    if not members:
+        raise ConfigError("a population needs at least one member")
+    return members
+
+
+def prepare(settings: Settings | Sequence[Settings], dataset, *, layout=None) -> Trainer:
+    """Builds what training ``settings`` (one run, or several sharing a program) on
+    ``dataset`` needs.
+
+    Args:
+      settings: a run's settings, or the members of a population.
+      dataset: a :class:`jaxmlp.data.Dataset`; its data fields must agree with the
+        settings' (see :func:`dataset_for`).
+      layout: a :class:`jaxmlp.parallel.DeviceLayout` (members × data over several
+        devices); ``None`` for one device.
+
+    Raises:
+      ConfigError: members of different programs, settings that do not fit the data, a
+        dataset that contradicts them, members that do not divide among the devices.
+    """
+    members = members_of(settings)
+    program = program_of(list(members))
+    dataset = dataset_for(members[0], dataset)
+    check_fits_data(members[0], dataset)
+    if layout is not None:
+        layout.check(len(members), program.batch_size)
+    place = jnp.asarray if layout is None else layout.place
+    data = {
+        name: (place(split.images), place(split.labels)) for name, split in dataset.splits.items()
+    }
+    image_shape = getattr(dataset, "image_shape", None)
+    return build_trainer(members, data, dataset.num_classes, image_shape, layout)
+
+
+def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
+    """The :class:`Trainer` of ``members`` on data already on the device(s)."""
+    program = program_of(list(members))
+    per_epoch = steps_per_epoch(len(data["train"][1]), program.batch_size, program.drop_last)
+    values = run_values(list(members), per_epoch)
+    own_values = [member.values(per_epoch) for member in members]
+    solo = len(members) == 1
+    split = solo and layout is not None and layout.data > 1
+    trainer = Trainer(
+        members=tuple(members),
+        program=program,
+        values=values,
+        steps_per_epoch=per_epoch,
+        tx=make_optimizer(program, own_values[0], per_epoch),
+        schedules=tuple(learning_rate_schedule(program, v, per_epoch) for v in own_values),
+        run_epoch=compiled_epoch(program, per_epoch, image_shape, solo, layout),
+        evaluate=compiled_totals(len(members), program.sizes, layout.shard_batch if split else unsharded),
+        data=data,
+        num_classes=num_classes,
+        image_shape=image_shape,
+        layout=layout,
+    )
+    return dataclasses.replace(trainer, values=trainer.place_members(values))
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_epoch(program, per_epoch, image_shape, solo: bool, layout):
+    """:func:`make_epoch_fn`, one per program (jit compiles it once per population size)."""
+    return make_epoch_fn(program, per_epoch, image_shape, solo, layout)
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_totals(members: int, sizes, shard_batch):
+    """:func:`make_totals_fn`, one per population size."""
+    return make_totals_fn(members, sizes, shard_batch)
 
 
 def fit(
     trainer: Trainer,
-    state: TrainState | None = None,
+    start: FitState | TrainState | None = None,
     *,
-    start_epoch: int = 0,
-    history: list[dict[str, Any]] | None = None,
-    on_epoch: Callable[[list[dict[str, Any]], TrainState], None] | None = None,
-) -> TrainResult:
-    """Trains from ``state`` after ``start_epoch`` epochs up to the settings' epochs.
-
-    Reports the validation split each epoch and the test split once at the end.
+    on_epoch: Callable[[FitState], None] | None = None,
+) -> FitResult:
+    """Trains every member up to the program's epochs; reports validation each epoch and
+    the test split once at the end.
 
     Args:
       trainer: from :func:`prepare`.
-      state: the state to continue from (default: :meth:`Trainer.initial_state`).
-      start_epoch: how many epochs ``state`` has trained.
-      history: the records of those epochs; each new epoch's record is appended to it.
-      on_epoch: called after each epoch with the history (its last record the new
-        epoch's) and the new state, before that state is donated to the next epoch.
+      start: the progress to continue (:meth:`Trainer.start`), a state to start from at
+        epoch 0, or ``None`` for fresh members.
+      on_epoch: called with the progress after each epoch.
 
     Raises:
-      DivergenceError: an epoch's training loss was NaN, infinite, or above
-        :meth:`Trainer.divergence_limit`; nothing of that epoch is reported.
-      TrainingInterrupted: Ctrl-C; the epochs in ``history`` stand.
+      DivergenceError: every member diverged; carries the progress (``.progress``).
+      TrainingInterrupted: Ctrl-C; carries the progress of the complete epochs.
     """
-    settings = trainer.settings
-    state = trainer.initial_state() if state is None else state
-    history = [] if history is None else history
-    train_x, train_y = trainer.data["train"]
-    val_x, val_y = trainer.data["validation"]
-    limit = trainer.divergence_limit(state.params)
+    if not isinstance(start, FitState):
+        start = trainer.start(start)
+    progress = start
     try:
-        for epoch in range(start_epoch, settings.epochs):
-            began = time.perf_counter()
-            lr = trainer.learning_rate(epoch)
-            key = epoch_key(settings.seed, epoch)
-            state, totals = trainer.run_epoch(state, trainer.values, train_x, train_y, key)
-            train_loss = float(totals.loss_sum) / int(totals.examples)
-            check_not_diverged(train_loss, limit, epoch, settings.lr)
-            validation = (
-                split_totals(trainer.evaluate, state.params, val_x, val_y, "val")
-                if len(val_y)
-                else None
-            )
-            seconds = time.perf_counter() - began
-            history.append(epoch_record(epoch + 1, totals, lr, seconds, validation))
+        while progress.epoch < trainer.program.epochs:
+            progress = trainer.train_epoch(progress)
             if on_epoch is not None:
-                on_epoch(history, state)
+                on_epoch(progress)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(history[-1]["epoch"] if history else None) from None
-    test_x, test_y = trainer.data["test"]
-    test = split_totals(trainer.evaluate, state.params, test_x, test_y, "test")
-    return TrainResult(state.params, state.opt_state, history, {"event": "test", **test})
+        completed = progress.epoch if progress.epoch else None
+        raise TrainingInterrupted(completed, progress=progress) from None
+    tests = split_records(trainer, progress.state.params, "test")
+    return FitResult(progress, [{"event": "test", **test} for test in tests])

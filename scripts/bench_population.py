@@ -36,23 +36,22 @@ def worker(members: int, epochs: int, data_dir: str | None, limit: int | None) -
     compiling one); returns seconds per epoch and this process's peak memory."""
     import jax
 
-    from jaxmlp import population
+    from jaxmlp import parallel, train
     from jaxmlp.data import load_dataset
     from jaxmlp.settings import Settings
 
     dataset = load_dataset("mnist", data_dir=data_dir, limit=limit)
-    mesh = population.member_mesh(None)
-    count = members + (-members % (1 if mesh is None else mesh.devices.size))
-    settings = [Settings(seed=seed, epochs=epochs + 1) for seed in range(count)]
-    trainer = population.prepare_population(settings, dataset, mesh=mesh)
+    layout = parallel.device_layout("all", members)
+    count = members + (-members % (1 if layout is None else layout.members))
+    settings = [Settings(seed=seed, epochs=epochs + 1, limit=limit) for seed in range(count)]
+    trainer = train.prepare(settings, dataset, layout=layout)
     state = trainer.initial_state()
-    limits = trainer.place_members(jax.numpy.full((count,), 1e9))
     images, labels = trainer.data["train"]
     seconds = []
     for epoch in range(epochs + 1):
         began = time.perf_counter()
         state, metrics = trainer.run_epoch(
-            state, trainer.values, limits, images, labels, trainer.epoch_keys(epoch)
+            state, trainer.values, images, labels, trainer.epoch_keys(epoch)
         )
         jax.block_until_ready((state, metrics))
         seconds.append(time.perf_counter() - began)

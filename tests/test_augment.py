@@ -12,7 +12,6 @@ from helpers import blobs_dataset, max_difference
 from jaxmlp import augment, train
 from jaxmlp.data import load_dataset
 from jaxmlp.errors import ConfigError
-from jaxmlp.population import fit_population, prepare_population
 from jaxmlp.settings import Settings, resolve_settings
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -72,13 +71,11 @@ def test_flips_and_erasing_leave_both_gradient_paths_equal():
 
 def test_a_member_that_does_not_erase_is_its_solo_run_without_erasing():
     erasing, not_erasing = small_config(augment_erase=0.5), small_config(augment_erase=0.0)
-    population = fit_population(prepare_population([erasing, not_erasing], blobs_dataset()))
+    population = train.fit(train.prepare([erasing, not_erasing], blobs_dataset()))
     solo = train.fit(train.prepare(not_erasing, blobs_dataset()))
-    member = jax.tree.map(lambda leaf: leaf[1], population.state.train.params)
-    for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(solo.params)):
+    for a, b in zip(jax.tree.leaves(population.member(1).params), jax.tree.leaves(solo.params)):
         np.testing.assert_array_equal(a, b)
-    first = jax.tree.map(lambda leaf: leaf[0], population.state.train.params)
-    assert max_difference(first, solo.params) > 1e-3
+    assert max_difference(population.member(0).params, solo.params) > 1e-3
 
 
 def test_augmentations_need_images():
@@ -90,8 +87,10 @@ def test_augmentations_need_images():
 
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}")
 def test_fashion_mnists_best_recipe_trains_on_its_images():
-    dataset = load_dataset("fashion-mnist", data_dir=FASHION_MNIST_DIR, limit=1024)
     settings = resolve_settings("best", explicit={"dataset": "fashion-mnist", "epochs": 1})
+    dataset = load_dataset(
+        "fashion-mnist", data_dir=FASHION_MNIST_DIR, val_size=settings.val_size, limit=1024
+    )
     assert settings.augment_flip and settings.augment_shift == 0
     result = train.fit(train.prepare(settings, dataset))
     assert result.history[0]["train_accuracy"] > 0.3

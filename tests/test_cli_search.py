@@ -136,10 +136,10 @@ def test_pbt_end_to_end_carries_lineage_and_saves_an_ordinary_checkpoint(capsys,
 def test_ctrl_c_prints_the_table_so_far_and_exits_130(capsys, monkeypatch):
     real_train_epoch = search_loop.train_epoch
 
-    def ctrl_c_in_epoch_3(running, epoch, outcome):
-        if epoch == 2:
+    def ctrl_c_in_epoch_3(running, outcome):
+        if running.progress.epoch == 2:
             raise KeyboardInterrupt
-        real_train_epoch(running, epoch, outcome)
+        return real_train_epoch(running, outcome)
 
     monkeypatch.setattr(search_loop, "train_epoch", ctrl_c_in_epoch_3)
     argv = ["sweep", *COMMON, "--search", "halving", *LR, "--runs", "4", "--epochs", "4",

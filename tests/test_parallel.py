@@ -92,15 +92,22 @@ def test_more_devices_than_visible_exits_2(data_dir):
 
 
 def test_one_device_keeps_the_plain_path():
-    assert parallel.data_parallel(None) is None
-    assert parallel.data_parallel("1") is None
-    everything = parallel.data_parallel("all")
+    assert parallel.device_layout(None) is None
+    assert parallel.device_layout("1", members=8) is None
+    everything = parallel.device_layout("all")
     if jax.device_count() == 1:
         assert everything is None
     else:
         assert everything.num_devices == jax.device_count()
-    assert parallel.fit_hooks(None) == {}
     assert parallel.is_main_process()
+
+
+@pytest.mark.parametrize(
+    "members, devices, across",
+    [(1, 4, 1), (2, 4, 2), (3, 4, 2), (4, 4, 4), (10, 4, 4), (5, 6, 3), (7, 8, 4)],
+)
+def test_members_take_the_devices_first_and_batches_the_rest(members, devices, across):
+    assert parallel.member_devices(members, devices) == across
 
 
 @pytest.mark.parametrize("text, count", [("all", None), (None, None), ("1", 1), ("16", 16)])

@@ -13,10 +13,10 @@ import pytest
 from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
 from helpers import blobs_dataset
 
-from jaxmlp import population, sweep, train
+from jaxmlp import sweep, train
 from jaxmlp.checkpoint import load_checkpoint
 from jaxmlp.cli import main
-from jaxmlp.errors import ConfigError
+from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
 from jaxmlp.settings import Settings
 
 
@@ -25,56 +25,60 @@ def small(**changes) -> Settings:
     return Settings(**{**values, **changes})
 
 
-def relative_difference(a, b) -> float:
-    """Max over leaves of ``max|a − b| / max|b|``."""
-    return max(
-        float(np.max(np.abs(np.asarray(x) - np.asarray(y))) / np.max(np.abs(np.asarray(y))))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
-    )
-
-
-@pytest.mark.parametrize("grad", ["manual", pytest.param("autodiff", marks=pytest.mark.slow)])
-def test_a_member_is_its_solo_run_whatever_its_values(grad):
-    dataset = blobs_dataset(num_train=200)
-    members = [
-        small(grad=grad, optimizer="momentum", seed=0, lr=0.1),
-        small(grad=grad, optimizer="momentum", seed=1, lr=0.2, dropout=0.2, weight_decay=1e-3),
-        small(grad=grad, optimizer="momentum", seed=2, lr=0.05, label_smoothing=0.1,
-              input_dropout=0.1, momentum=0.5, warmup_epochs=0.5),
-    ]
-    trainer = population.prepare_population(members, dataset)
-    result = population.fit_population(trainer)
-    for index, member in enumerate(members):
-        solo = train.fit(train.prepare(member, dataset))
-        assert relative_difference(trainer.member_state(result.state, index).params, solo.params) <= 1e-5
-        assert result.test[index]["test_correct"] == solo.test["test_correct"]
-        assert [r["val_correct"] for r in result.histories[index]] == [
-            r["val_correct"] for r in solo.history
-        ]
-
-
 def test_members_of_different_programs_are_refused():
     with pytest.raises(ConfigError, match="batch_size must be the same"):
-        population.prepare_population([small(), small(batch_size=8)], blobs_dataset())
+        train.prepare([small(), small(batch_size=8)], blobs_dataset())
 
 
 def test_a_diverging_member_is_frozen_and_the_others_do_not_notice():
     dataset = blobs_dataset(num_train=200)
     calm = [small(seed=0), small(seed=1)]
-    with_bad = population.fit_population(
-        population.prepare_population([*calm, small(seed=2, lr=1e30)], dataset)
-    )
-    with_good = population.fit_population(
-        population.prepare_population([*calm, small(seed=2)], dataset)
-    )
+    trainer = train.prepare([*calm, small(seed=2, lr=1e30)], dataset)
+    initial = trainer.initial_state()
+    with_bad = train.fit(trainer, initial)
+    with_good = train.fit(train.prepare([*calm, small(seed=2)], dataset))
     assert with_bad.diverged == [None, None, 1] and with_good.diverged == [None, None, None]
     for index in range(2):
-        for a, b in zip(jax.tree.leaves(with_bad.state.train.params), jax.tree.leaves(with_good.state.train.params)):
+        for a, b in zip(jax.tree.leaves(with_bad.state.params), jax.tree.leaves(with_good.state.params)):
             np.testing.assert_array_equal(np.asarray(a)[index], np.asarray(b)[index])
-        assert with_bad.test[index] == with_good.test[index]
-    frozen = [np.asarray(leaf)[2] for leaf in jax.tree.leaves(with_bad.state.train.params)]
-    assert all(np.isfinite(leaf).all() for leaf in frozen)
+        assert with_bad.tests[index] == with_good.tests[index]
+    for frozen, start in zip(jax.tree.leaves(with_bad.state), jax.tree.leaves(initial)):
+        np.testing.assert_array_equal(np.asarray(frozen)[2], np.asarray(start)[2])
     assert with_bad.histories[2] == []
+
+
+def test_when_every_member_diverges_the_fit_ends_with_its_progress():
+    trainer = train.prepare([small(seed=0, lr=1e30), small(seed=1, lr=1e30)], blobs_dataset())
+    with pytest.raises(DivergenceError, match="every one of the 2 runs diverged by epoch 1") as error:
+        train.fit(trainer)
+    assert error.value.progress.diverged == [1, 1] and error.value.progress.epoch == 1
+
+
+def test_ctrl_c_raises_with_the_complete_epochs(monkeypatch):
+    trainer = train.prepare([small(seed=0), small(seed=1)], blobs_dataset())
+
+    def interrupt(progress):
+        if progress.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="after epoch 1") as error:
+        train.fit(trainer, on_epoch=interrupt)
+    assert [len(history) for history in error.value.progress.histories] == [1, 1]
+
+
+def test_epoch_by_epoch_with_members_copied_between_epochs():
+    """What a search does: train one epoch, keep the better member twice, go on."""
+    dataset = blobs_dataset(num_train=200)
+    trainer = train.prepare([small(seed=0, lr=0.01), small(seed=1, lr=0.2)], dataset)
+    progress = trainer.train_epoch(trainer.start())
+    best = int(np.argmax([history[-1]["val_accuracy"] for history in progress.histories]))
+    chosen = trainer.subset([best, best])
+    progress = chosen.train_epoch(progress.take([best, best]))
+    assert progress.epoch == 2 and [len(h) for h in progress.histories] == [2, 2]
+    assert chosen.members == (trainer.members[best],) * 2
+    assert progress.histories[0] == progress.histories[1]
+    for leaf in jax.tree.leaves(progress.state):
+        np.testing.assert_array_equal(np.asarray(leaf)[0], np.asarray(leaf)[1])
 
 
 @pytest.mark.parametrize(

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxmlp import search
 from jaxmlp.errors import ConfigError
-from jaxmlp.model import init_params
-from jaxmlp.settings import Settings, run_values
 
 
 def test_ranges_parse_with_their_scale():
@@ -213,35 +208,6 @@ def test_truncation_copies_the_bottom_from_the_top():
     donors = [tuple(search.truncation_sources(accuracies, 0.2, np.random.default_rng(seed))[[9, 2]])
               for seed in range(40)]
     assert {donor for pair in donors for donor in pair} == top, "each top member may be copied"
-
-
-def test_a_gather_copies_every_leaf_exactly():
-    lrs = [0.1, 0.2, 0.3, 0.4]
-    members = [Settings(sizes=(6, 4, 3), lr=lr, seed=i) for i, lr in enumerate(lrs)]
-    values = run_values(members, steps_per_epoch=5)
-    rng = np.random.default_rng(0)
-    params = init_population(4, (6, 4, 3))
-    grads = jax.tree.map(lambda leaf: jnp.asarray(rng.normal(size=leaf.shape), leaf.dtype), params)
-    tx = optax.adam(1e-3)
-    _, opt_state = jax.vmap(tx.update)(grads, jax.vmap(tx.init)(params), params)
-    tree = {"params": params, "opt": opt_state, "values": values}
-    sources = np.array([0, 3, 2, 3])
-    copied = search.gather_members(tree, sources)
-    moments = jax.tree.leaves((opt_state[0].mu, opt_state[0].nu, values.lr))
-    assert all(len({np.asarray(leaf[i]).tobytes() for i in range(4)}) == 4 for leaf in moments)
-    for before, after in zip(jax.tree.leaves(tree), jax.tree.leaves(copied)):
-        assert after.shape == before.shape and after.dtype == before.dtype
-        for index, source in enumerate(sources):
-            assert np.asarray(after[index]).tobytes() == np.asarray(before[source]).tobytes()
-    survivors = search.gather_members(tree, [1, 3])
-    assert all(leaf.shape[0] == 2 for leaf in jax.tree.leaves(survivors))
-    assert survivors["values"].lr.tolist() == [np.float32(0.2), np.float32(0.4)]
-
-
-def init_population(members, sizes):
-    """Different random parameters per member, stacked along a leading axis."""
-    keys = jax.random.split(jax.random.key(0), members)
-    return jax.vmap(lambda key: init_params(key, sizes, "he"))(keys)
 
 
 def test_explore_changes_only_the_copies_searched_values_within_range():

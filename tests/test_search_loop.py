@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxmlp import population, search, search_loop
+from jaxmlp import search, search_loop, train
 from jaxmlp.data import Dataset, Split
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import Settings
@@ -62,8 +62,8 @@ def row_bytes(tree, row: int):
 
 def test_halving_stops_the_worst_and_its_survivors_are_their_unhalved_runs(dataset):
     members = [small(lr=lr, seed=i) for i, lr in enumerate(LRS)]
-    full_trainer = population.prepare_population(members, dataset)
-    full = population.fit_population(full_trainer)
+    full_trainer = train.prepare(members, dataset)
+    full = train.fit(full_trainer)
     plan = search.resolve_search("halving", 4, eta=2, rungs="1,2")
     events = []
     halved = search_loop.run_halving(members, dataset, plan, on_event=events.append)
@@ -95,7 +95,7 @@ def test_halving_stops_the_worst_and_its_survivors_are_their_unhalved_runs(datas
         full_trainer.member_state(full.state, best)
     ), "the best survivor's parameters and optimizer state are bit-identical"
     for index in kept:
-        assert halved.results[index].test_accuracy == full.test[index]["test_accuracy"]
+        assert halved.results[index].test_accuracy == full.tests[index]["test_accuracy"]
 
 
 def test_search_refuses_members_of_several_programs(dataset):
@@ -114,10 +114,10 @@ def test_an_exploit_copies_the_top_members_rows_exactly(dataset):
     members = [small(lr=lr, seed=i) for i, lr in enumerate(LRS)]
     outcome = search_loop.new_outcome(members)
     running = search_loop.start(members, dataset)
-    search_loop.train_epoch(running, 0, outcome)
-    before = running.state
-    accuracies = search_loop.last_accuracies(running, outcome, 1)
-    after, event = search_loop.exploit(running, outcome, 1, plan, distributions)
+    search_loop.train_epoch(running, outcome)
+    before = running.progress.state
+    accuracies = search_loop.last_accuracies(running, outcome)
+    after, event = search_loop.exploit(running, outcome, plan, distributions)
 
     order = search.ranking(accuracies)
     assert search.quantile_size(6, 0.33) == 2
@@ -125,9 +125,10 @@ def test_an_exploit_copies_the_top_members_rows_exactly(dataset):
     assert sorted(copy["member"] for copy in event["copies"]) == sorted(bottom)
     for index, source in enumerate(event["sources"]):
         assert source == index or (index in bottom and source in top)
-        assert row_bytes(after.state, index) == row_bytes(before, source), (
-            "parameters, optimizer state and liveness are the source's, bit for bit"
+        assert row_bytes(after.progress.state, index) == row_bytes(before, source), (
+            "parameters and optimizer state are the source's, bit for bit"
         )
+        assert after.progress.limits[index] == running.progress.limits[source]
     for copy in event["copies"]:
         source_lr = LRS[copy["source"]]
         assert copy["before"] == {"lr": LRS[copy["member"]]}

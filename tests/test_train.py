@@ -264,7 +264,7 @@ def mnist_2000(mnist):
     from jaxmlp.data import Dataset, Split
 
     return Dataset(
-        name="mnist",
+        name="mnist-2000",
         train=Split(mnist.train.images[:2000], mnist.train.labels[:2000]),
         validation=Split(mnist.validation.images[:1000], mnist.validation.labels[:1000]),
         test=mnist.test,

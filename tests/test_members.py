@@ -1,0 +1,116 @@
+"""One trainer over R members: a solo run is what it was; a member is its solo run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from helpers import blobs_dataset
+
+from jaxmlp import train
+from jaxmlp.data import Dataset
+from jaxmlp.errors import ConfigError
+from jaxmlp.settings import Settings
+
+SOLO_REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "solo_reference.json").read_text())
+"""Checksums of solo runs on ``blobs_dataset(num_train=200)`` made by the trainer before
+populations and solo runs became one (commit b1a7b63): sha256 over the bytes of every leaf."""
+
+
+def digest(tree) -> str:
+    """sha256 over the bytes of every leaf, in tree order."""
+    sha = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        sha.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return sha.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(SOLO_REFERENCE))
+def test_a_solo_run_is_bit_for_bit_the_old_trainers(name):
+    reference = SOLO_REFERENCE[name]
+    result = train.fit(train.prepare(Settings(**reference["settings"]), blobs_dataset(num_train=200)))
+    assert digest(result.params) == reference["params_sha256"]
+    assert digest(result.opt_state) == reference["opt_state_sha256"]
+    assert [record["train_loss"] for record in result.history] == reference["train_loss"]
+    assert result.test == reference["test"]
+
+
+def mnist_like(num_train=120, num_val=30, num_test=40, name="mnist") -> Dataset:
+    """A dataset named like a real one, of 784-pixel random images."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        from jaxmlp.data import Split
+
+        return Split(rng.uniform(size=(n, 784)).astype(np.float32), rng.integers(0, 10, n).astype(np.int32))
+
+    return Dataset(name, split(num_train), split(num_val), split(num_test), "generated",
+                   tuple(str(c) for c in range(10)))
+
+
+def test_prepare_refuses_a_dataset_the_settings_do_not_name():
+    settings = Settings(dataset="fashion-mnist", val_size=30, epochs=1)
+    with pytest.raises(ConfigError, match="dataset is fashion-mnist but the dataset given is mnist"):
+        train.prepare(settings, mnist_like())
+
+
+def test_prepare_refuses_a_validation_split_the_settings_do_not_ask_for():
+    with pytest.raises(ConfigError, match="val_size is 10000 but the mnist dataset given validates on 30"):
+        train.prepare(Settings(epochs=1), mnist_like())
+
+
+def test_prepare_honours_the_settings_limit():
+    trainer = train.prepare(Settings(val_size=30, limit=25, epochs=1), mnist_like())
+    assert {name: int(x.shape[0]) for name, (x, _) in trainer.data.items()} == {
+        "train": 25, "validation": 25, "test": 25
+    }
+
+
+MEMBERS_BY_DATA = """
+import json, re, sys
+sys.path.insert(0, "tests")
+import jax, numpy as np
+from helpers import blobs_dataset
+from jaxmlp import parallel, train
+from jaxmlp.settings import Settings
+dataset = blobs_dataset(num_train=200)
+members = [Settings(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16, lr=lr, seed=seed,
+                    optimizer="momentum") for lr, seed in [(0.05, 0), (0.1, 1)]]
+layout = parallel.device_layout("all", len(members))
+trainer = train.prepare(members, dataset, layout=layout)
+spread = train.fit(trainer)
+alone = train.fit(train.prepare(members, dataset))
+compiled = trainer.run_epoch.lower(spread.state, trainer.values, *trainer.data["train"],
+                                   trainer.epoch_keys(0)).compile().as_text()
+print(json.dumps({
+    "mesh": dict(layout.mesh.shape),
+    "difference": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                      for a, b in zip(jax.tree.leaves(spread.state), jax.tree.leaves(alone.state))),
+    "groups": sorted(set(re.findall(r"all-reduce[^\\n]*replica_groups=(\\[[^=]*\\]<=\\[\\d+\\])", compiled))),
+    "same_records": [[r["val_correct"] for r in h] for h in spread.histories]
+                    == [[r["val_correct"] for r in h] for h in alone.histories],
+}))
+"""
+
+
+@pytest.mark.slow
+def test_two_members_on_four_devices_split_members_then_batches():
+    """2 members × 2-way data parallel: each member's gradients are summed over its own two
+    devices only (all-reduce groups {0,1} and {2,3}), and each member trains as on one
+    device up to the data-parallel rounding (the batch sums are added in another order)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", MEMBERS_BY_DATA], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["mesh"] == {"members": 2, "data": 2}
+    assert report["groups"] == ["[2,2]<=[4]"]
+    assert report["difference"] <= 1e-5 and report["same_records"]
