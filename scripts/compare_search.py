@@ -127,6 +127,19 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def print_row(figures: dict[str, Any], target: float) -> None:
+    """Prints one method's row of the table (as it finishes) and notes when it reached
+    ``target``."""
+    figures["to_grid_best"] = reached(figures["curve"], target)
+    seed = "-" if figures["method"] == "grid" else figures["search_seed"]
+    print(
+        f"| {figures['method']} | {seed} | {figures['members']} | {figures['network_epochs']}"
+        f" | {percent(figures['best_val'])} | {percent(figures['best_test'])} | "
+        f"{figures['to_grid_best'] or '-'} | {figures['seconds']:.0f} |",
+        flush=True,
+    )
+
+
 def main() -> None:
     args = parse_arguments()
     info = machine_info()
@@ -136,25 +149,18 @@ def main() -> None:
     )
     print(f"Fashion-MNIST, first {args.limit} of each split; sizes {args.sizes}, adam, batch "
           f"{args.batch_size}, {args.epochs} epochs; grid {GRID}; space {SPACE}")
-    results = []
     seeds = [int(seed) for seed in args.search_seeds.split(",")]
     grid = run_method("grid", args, 0, dataset)
-    results.append(grid)
-    for seed in seeds:
-        for method in ("random", "halving", "pbt"):
-            results.append(run_method(method, args, seed, dataset))
     target = grid["best_val"]
     print(f"\n| method | search seed | members | network-epochs | best val % | its test % "
           f"| network-epochs to the grid's best val ({percent(target)} %) | seconds |")
     print("|---|---|---|---|---|---|---|---|")
-    for figures in results:
-        figures["to_grid_best"] = reached(figures["curve"], target)
-        seed = "-" if figures["method"] == "grid" else figures["search_seed"]
-        print(
-            f"| {figures['method']} | {seed} | {figures['members']} | {figures['network_epochs']}"
-            f" | {percent(figures['best_val'])} | {percent(figures['best_test'])} | "
-            f"{figures['to_grid_best'] or '-'} | {figures['seconds']:.0f} |"
-        )
+    results = [grid]
+    print_row(grid, target)
+    for seed in seeds:
+        for method in ("random", "halving", "pbt"):
+            results.append(run_method(method, args, seed, dataset))
+            print_row(results[-1], target)
     for figures in results:
         if figures["method"] == "pbt":
             print(f"PBT (search seed {figures['search_seed']}) best member's schedule: "
