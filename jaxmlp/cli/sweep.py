@@ -43,31 +43,31 @@ def sweep_command(
         "grid's lists).", rich_help_panel=SEARCH,
     ),
     search_seed: int | None = typer.Option(
-        None, help="Seeds the draws and PBT's choices.  [default: 0]", rich_help_panel=SEARCH
+        None, help="Seeds the draws and PBT's choices.", show_default="0", rich_help_panel=SEARCH
     ),
     eta: int | None = typer.Option(
-        None, help="halving: the top 1/eta (rounded up) go on at each rung.  [default: 3]",
+        None, help="halving: the top 1/eta (rounded up) go on at each rung.", show_default="3",
         rich_help_panel=SEARCH,
     ),
     rungs: str | None = typer.Option(
-        None, help="halving: the rungs in epochs, e.g. 2,6 (below --epochs).  "
-        "[default: --epochs / eta^k]", rich_help_panel=SEARCH,
+        None, help="halving: the rungs in epochs, e.g. 2,6 (below --epochs).",
+        show_default="--epochs / eta^k", rich_help_panel=SEARCH,
     ),
     ready: int | None = typer.Option(
-        None, help="pbt: exploit and explore every N epochs.  [default: 1]",
+        None, help="pbt: exploit and explore every N epochs.", show_default="1",
         rich_help_panel=SEARCH,
     ),
     truncation: float | None = typer.Option(
-        None, help="pbt: the bottom fraction copies the top fraction, in (0, 0.5].  "
-        "[default: 0.2]", rich_help_panel=SEARCH,
+        None, help="pbt: the bottom fraction copies the top fraction, in (0, 0.5].",
+        show_default="0.2", rich_help_panel=SEARCH,
     ),
     perturb: str | None = typer.Option(
-        None, help="pbt: a copied value is multiplied by one of these factors.  "
-        "[default: 0.8,1.2]", rich_help_panel=SEARCH,
+        None, help="pbt: a copied value is multiplied by one of these factors.",
+        show_default="0.8,1.2", rich_help_panel=SEARCH,
     ),
     resample: float | None = typer.Option(
-        None, help="pbt: the probability that a copied value is drawn afresh instead.  "
-        "[default: 0.25]", rich_help_panel=SEARCH,
+        None, help="pbt: the probability that a copied value is drawn afresh instead.",
+        show_default="0.25", rich_help_panel=SEARCH,
     ),
     settings: dict[str, Any] | None = None,
 ) -> int:
