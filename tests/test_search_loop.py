@@ -180,3 +180,19 @@ def test_pbt_refuses_a_choice_its_program_cannot_follow(dataset):
     members = [small(dropout=0.0, seed=i) for i in range(2)]
     with pytest.raises(ConfigError, match="--dropout: every drawn member has 0.0"):
         search_loop.run_pbt(members, dataset, plan, distributions)
+
+
+def test_flags_become_drawn_members_crossed_with_the_lists():
+    given = {"lr": "1e-3..1e-1:log", "seed": "0-1", "dropout": "0.1", "epochs": "3"}
+    members, axes, distributions, plan = search_loop.members_from_flags(
+        "seed", given, "pbt", {"runs": 3, "search_seed": 4}
+    )
+    assert list(distributions) == ["lr"] and list(axes) == ["seed"] and plan.runs == 3
+    assert [m.seed for m in members] == [0, 1] * 3 and {m.dropout for m in members} == {0.1}
+    assert len({m.lr for m in members}) == 3 and all(m.epochs == 3 for m in members)
+    again, *_ = search_loop.members_from_flags("seed", given, "pbt", {"runs": 3, "search_seed": 4})
+    assert again == members
+    with pytest.raises(ConfigError, match="--search pbt trains one population: batch_size"):
+        search_loop.members_from_flags(
+            "seed", {**given, "batch_size": "10,20"}, "pbt", {"runs": 3}
+        )
