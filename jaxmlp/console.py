@@ -5,8 +5,9 @@ over Ctrl-C and checks the environment (:mod:`jaxmlp.environment`); JAX, Typer a
 commands load afterwards. So Ctrl-C at any moment from then on, ``import jax`` included,
 ends the command with the one line ``jaxmlp: error: interrupted`` and exit code 130:
 
-- while JAX and the commands are imported, Ctrl-C is held until the imports finish (about
-  a second): a ``KeyboardInterrupt`` raised inside the initialisation of jaxlib's compiled
+- while the commands are imported, and while JAX is (once a command is about to run,
+  :mod:`jaxmlp.cli.startup`), Ctrl-C is held until the import finishes (about a second for
+  JAX): a ``KeyboardInterrupt`` raised inside the initialisation of jaxlib's compiled
   extension leaves it broken (an ``ImportError`` traceback, or a segmentation fault);
 - a ``KeyboardInterrupt`` that reaches :func:`run` is reported here; one inside a command
   is reported by :func:`jaxmlp.cli.app.main` (or as the training's own message);
@@ -23,6 +24,7 @@ wrapper's imports, 0.05 to 0.15 s on a loaded two-core machine.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -64,8 +66,7 @@ def report(message: str, exit_code: int) -> int:
 
 
 def load_commands() -> Callable[[], int]:
-    """Imports JAX and the commands; returns the command line's ``main``."""
-    environment.import_jax()
+    """Imports the commands (not JAX: a command imports it once it runs); returns ``main``."""
     from jaxmlp.cli.app import main
 
     return main
@@ -92,4 +93,20 @@ def run() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _interrupts_seen and code != INTERRUPTED_EXIT_CODE:
         code = report("interrupted", INTERRUPTED_EXIT_CODE)
+    if code == INTERRUPTED_EXIT_CODE:
+        leave_now(code)
     sys.exit(code)
+
+
+def leave_now(code: int) -> None:
+    """Exits at once, skipping the interpreter's shutdown.
+
+    An interrupted command can leave XLA's threads compiling or computing; tearing the
+    interpreter down under them can end in a segmentation fault (exit 139 instead of 130).
+    Everything jaxmlp writes is already whole (atomic writes), so only the standard streams
+    need flushing.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

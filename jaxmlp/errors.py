@@ -86,6 +86,7 @@ class TrainingInterrupted(JaxmlpError):
       completed_epoch: the last epoch that was complete (``None``: none was).
       saved: ``(path, epoch)`` of the checkpoint written last, if any.
       done: says how far the work got, instead of ``completed_epoch``.
+      hint: how to continue (``continue with: jaxmlp train --resume …``).
       progress: what was complete (:class:`jaxmlp.train.FitState`, or a sweep's outcome).
     """
 
@@ -97,6 +98,7 @@ class TrainingInterrupted(JaxmlpError):
         saved: tuple[object, int] | None = None,
         *,
         done: str | None = None,
+        hint: str | None = None,
         progress: object = None,
     ):
         self.completed_epoch = completed_epoch
@@ -109,4 +111,5 @@ class TrainingInterrupted(JaxmlpError):
                 else "before the first epoch ended"
             )
         where = f"; {saved[0]} holds epoch {saved[1]}" if saved is not None else ""
-        super().__init__(f"interrupted {done}{where}")
+        then = f"; {hint}" if hint else ""
+        super().__init__(f"interrupted {done}{where}{then}")

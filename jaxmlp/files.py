@@ -1,5 +1,8 @@
 """Writing a file atomically: the one way downloads, checkpoints and plots reach the disk.
 
+(Logs that grow a line at a time, such as ``--metrics-out``, use :func:`line_appender`:
+each line is appended whole or not at all.)
+
 A file is written to a temporary file beside its destination (``tempfile.mkstemp``, mode
 0600), made readable like an ordinarily created file, flushed to disk and renamed over the
 destination; the rename is then flushed with its directory. A crash at any moment leaves
@@ -31,7 +34,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -182,3 +185,32 @@ def atomic_write(destination: Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
     finally:
         Path(temporary).unlink(missing_ok=True)
     fsync_directory(destination.parent)
+
+
+@contextlib.contextmanager
+def line_appender(path: Path) -> Iterator[Callable[[bytes], None]]:
+    """A function that appends one whole line (a record) to ``path``, or none of it.
+
+    Each line is written unbuffered; if writing fails part-way (a full disk, a file size
+    limit), the file is truncated back to where the line began, so it never ends in a cut
+    line, and the ``OSError`` names ``path``.
+    """
+    path = Path(path)
+    try:
+        file = open(path, "ab", buffering=0)
+    except OSError as error:
+        raise naming(path, error) from None
+    with file:
+
+        def append(line: bytes) -> None:
+            start = file.seek(0, os.SEEK_END)
+            view = memoryview(line)
+            try:
+                while view:
+                    view = view[file.write(view) :]
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    file.truncate(start)
+                raise naming(path, error) from None
+
+        yield append

@@ -5,9 +5,11 @@ its aspect ratio, antialiased) and placing it in a 28×28 field so that its cent
 is at the centre; ink is 1, background 0. :func:`load_digit` does the same to a PNG or
 JPEG of any size and either polarity:
 
-1. decode with Pillow (at most :data:`MAX_PIXELS`; EXIF rotation applied; transparency
-   flattened onto a background that contrasts with the ink), shrink huge pictures to
-   :data:`WORKING_SIDE` pixels, and take the luminance in [0, 1];
+1. decode with Pillow (at most :data:`MAX_PIXELS`, and at most :data:`MAX_DECODED_BYTES`
+   once decoded, checked from the header before decoding; JPEGs decoded at a reduced scale
+   when large; EXIF rotation applied; transparency flattened onto a background that
+   contrasts with the ink), shrink huge pictures to :data:`WORKING_SIDE` pixels, and take
+   the luminance in [0, 1];
 2. invert if the border is bright (dark digit on light paper), subtract the background
    level and stretch the ink to [0, 1];
 3. crop to the bounding box of the ink, scale it to fit :data:`DIGIT_BOX` pixels
@@ -24,12 +26,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from jaxmlp.errors import InputFileError
 
 MAX_PIXELS = 50_000_000
 """Larger pictures are refused (a guard against decompression bombs)."""
+MAX_DECODED_BYTES = 64 << 20
+"""The most memory one decoded picture may take (64 MiB), with its copy in the working
+mode (L, RGBA or 32-bit I) when it needs one: width × height × bytes per pixel (bands ×
+bytes per band, any bit depth; Pillow keeps 3 bands in 4 bytes) plus a pointer per row,
+checked from the header before anything is decoded."""
+ROW_POINTER_BYTES = 8
+"""What Pillow keeps per row of a decoded image besides its pixels."""
 WORKING_SIDE = 1024
 """Pictures are shrunk to at most this many pixels a side before the digit is located."""
 IMAGE_SIDE = 28
@@ -94,8 +103,10 @@ def decode_grayscale(source: Path | BinaryIO) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 check_pixel_count(image.size)
-                upright = ImageOps.exif_transpose(image)
-                return grayscale_pixels(shrink_to_working_size(upright))
+                image.draft(None, (WORKING_SIDE, WORKING_SIDE))
+                check_decoded_size(image)
+                ImageOps.exif_transpose(image, in_place=True)
+                return grayscale_pixels(shrink_to_working_size(image))
     except UnidentifiedImageError:
         raise InputFileError(
             "not an image (expected PNG, JPEG or another format Pillow reads)"
@@ -115,15 +126,54 @@ def check_pixel_count(size: tuple[int, int]) -> None:
         raise InputFileError(f"too large ({width}×{height} is more than {MAX_PIXELS:,} pixels)")
 
 
-def shrink_to_working_size(image: Image.Image) -> Image.Image:
-    """Returns ``image`` as 8-bit L or RGBA, shrunk to at most :data:`WORKING_SIDE` a side.
+def pixel_bytes(mode: str) -> int:
+    """The bytes Pillow keeps per pixel of an image of ``mode``: bands × bytes per band,
+    3 bands kept in 4 bytes."""
+    layout = ImageMode.getmode(mode)
+    bands = len(layout.bands)
+    return (4 if bands == 3 else bands) * int(layout.typestr[-1])
 
-    16- and 32-bit grayscale images are returned unchanged.
-    """
+
+def decoded_bytes(size: tuple[int, int], mode: str) -> int:
+    """The memory a decoded ``size`` image of ``mode`` takes: its pixels and row pointers."""
+    width, height = size
+    return height * (width * pixel_bytes(mode) + ROW_POINTER_BYTES)
+
+
+def decoding_cost(image: Image.Image) -> int:
+    """The memory an opened (not yet decoded) image will take: decoded, plus its copy in
+    :func:`working_mode` when that differs."""
+    cost = decoded_bytes(image.size, image.mode)
+    mode = working_mode(image)
+    return cost if mode == image.mode else cost + decoded_bytes(image.size, mode)
+
+
+def check_decoded_size(image: Image.Image) -> None:
+    """Raises InputFileError if decoding ``image`` would take over :data:`MAX_DECODED_BYTES`."""
+    needed = decoding_cost(image)
+    if needed > MAX_DECODED_BYTES:
+        width, height = image.size
+        raise InputFileError(
+            f"too large to decode ({width}×{height} {image.mode} needs {needed / 2**20:,.0f} "
+            f"MiB; the limit is {MAX_DECODED_BYTES / 2**20:,.0f} MiB)"
+        )
+
+
+def working_mode(image: Image.Image) -> str:
+    """``"I"`` for 16- and 32-bit grayscale, ``"RGBA"`` with transparency, else ``"L"``."""
     if image.mode.startswith("I"):
-        return image
+        return "I"
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    converted = image.convert("RGBA" if has_alpha else "L")
+    return "RGBA" if has_alpha else "L"
+
+
+def shrink_to_working_size(image: Image.Image) -> Image.Image:
+    """Returns ``image`` as L, RGBA or 32-bit I, shrunk to at most :data:`WORKING_SIDE` a side.
+
+    An image already in that mode is shrunk in place rather than copied.
+    """
+    mode = working_mode(image)
+    converted = image if image.mode == mode else image.convert(mode)
     converted.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
     return converted
 

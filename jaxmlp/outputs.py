@@ -112,3 +112,41 @@ def identities(path: Path) -> set[object]:
         return found
     found.add((status.st_dev, status.st_ino))
     return found
+
+
+OVERWRITE_FLAG = "--overwrite"
+
+
+def check_not_replacing(
+    files: Outputs | None = None,
+    directories: Outputs | None = None,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Refuses to replace what an earlier command wrote, unless ``overwrite`` says so.
+
+    Call it before any work, like :func:`check_outputs`: an existing file (or link) in
+    ``files``, or a non-empty directory in ``directories``, is one
+    :class:`~jaxmlp.errors.OutputPathError` line (exit code 2) naming its flag, the path
+    and :data:`OVERWRITE_FLAG`.
+
+    Args:
+        files: ``{"--save": path, ...}``: files the command would replace.
+        directories: ``{"--run-dir": path}``: directories the command would write into.
+        overwrite: the user asked to replace them.
+
+    Raises:
+        OutputPathError: The first existing output, when ``overwrite`` is false.
+    """
+    if overwrite:
+        return
+    for flag, path in labelled_paths(files or {}):
+        if os.path.lexists(path):
+            raise OutputPathError(
+                f"{flag} {path} already exists; pass {OVERWRITE_FLAG} to replace it"
+            )
+    for flag, path in labelled_paths(directories or {}):
+        if path.is_dir() and any(path.iterdir()):
+            raise OutputPathError(
+                f"{flag} {path} is not empty; pass {OVERWRITE_FLAG} to write into it"
+            )

@@ -285,12 +285,21 @@ def member_devices(members: int, devices: int) -> int:
     return max(d for d in range(1, members + 1) if devices % d == 0)
 
 
-def device_layout(devices: str | None, members: int = 1) -> DeviceLayout | None:
+def device_layout(
+    devices: str | None, members: int = 1, *, spread_members: bool = False
+) -> DeviceLayout | None:
     """The mesh ``--devices`` asks for, members first (:func:`member_devices`), then data;
-    ``None`` for the plain one-device path."""
+    ``None`` for the plain one-device path.
+
+    Without ``--devices`` in one process: one device, or with ``spread_members`` on a CPU
+    backend (a sweep, whose start-up made one CPU device per core), as many CPU devices as
+    take members (:func:`member_devices`), none splitting a batch.
+    """
     count = parse_devices(devices)
     if devices is None and jax.process_count() == 1:
         count = 1
+        if spread_members and jax.default_backend() == "cpu":
+            count = member_devices(members, jax.local_device_count())
     chosen = select_devices(count)
     if len(chosen) == 1:
         return None
@@ -302,14 +311,16 @@ def device_layout(devices: str | None, members: int = 1) -> DeviceLayout | None:
     return DeviceLayout(mesh)
 
 
-def setup(settings: Settings, cluster: ClusterOptions, members: int = 1) -> DeviceLayout | None:
+def setup(
+    settings: Settings, cluster: ClusterOptions, members: int = 1, *, spread_members: bool = False
+) -> DeviceLayout | None:
     """Backend, then hosts, then mesh: the order JAX requires. Call before any JAX work."""
     configure_backend(settings.platform, settings.matmul_precision)
     arguments = distributed_arguments(cluster)
     if arguments is not None:
         initialize_distributed(arguments)
     check_platform(settings.platform)
-    return device_layout(settings.devices, members)
+    return device_layout(settings.devices, members, spread_members=spread_members)
 
 
 def is_main_process() -> bool:

@@ -49,6 +49,15 @@ MISCLASSIFIED_COUNT = 36
 DPI = 100
 
 
+def has_matplotlib() -> bool:
+    """Whether matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def require_matplotlib() -> None:
     """Raises MissingDependencyError, naming the extra to install, if matplotlib is absent."""
     try:
@@ -211,10 +220,11 @@ def save_sweep_curves(
     rows: Sequence[Sequence[Sequence[dict[str, Any]]]], labels: Sequence[str], path: str | os.PathLike
 ) -> Path:
     """Validation accuracy per epoch of each setting of a sweep: the mean over its runs as a
-    line, the runs' minimum to maximum as a band (the first :data:`SWEEP_ROWS_DRAWN` rows).
+    line, the runs' minimum to maximum as a band. The first :data:`SWEEP_ROWS_DRAWN` rows
+    are drawn; the title says so when there are more.
 
     Args:
-      rows: per setting, the epoch records of each of its runs.
+      rows: per setting, the epoch records of each of its runs (best setting first).
       labels: per setting, its legend text.
     """
     figure = new_figure(8, 4.8)
@@ -229,13 +239,76 @@ def save_sweep_curves(
         x = np.arange(1, epochs + 1)
         (line,) = axes.plot(x, values.mean(axis=0), "-o", markersize=3, label=label)
         axes.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
-    axes.set_title("Validation accuracy: mean over seeds, band from min to max")
+    title = "Validation accuracy: mean over seeds, band from min to max"
+    if len(rows) > SWEEP_ROWS_DRAWN:
+        title += f"\n(the {SWEEP_ROWS_DRAWN} best of {len(rows)} settings)"
+    axes.set_title(title)
     axes.set_xlabel("epoch")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.yaxis.set_major_formatter(lambda value, _: f"{100 * value:.1f}%")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     return save_figure(figure, path)
+
+
+def is_sweep_log(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether metrics records come from ``jaxmlp sweep`` (its records name a ``member``)."""
+    return any("member" in record for record in records)
+
+
+def sweep_log_rows(
+    records: Sequence[dict[str, Any]], source: str | os.PathLike
+) -> tuple[list[list[list[dict[str, Any]]]], list[str]]:
+    """A sweep's metrics as :func:`save_sweep_curves` draws them: per setting (all but the
+    seed; best mean final validation accuracy first) its members' epoch records, and labels.
+
+    Raises:
+        InputFileError: A member's records do not say its settings, a member has no
+            validation accuracy, or there are more settings than one figure shows.
+    """
+    histories: dict[int, list[dict[str, Any]]] = {}
+    settings: dict[int, dict[str, Any]] = {}
+    for record in records:
+        if record.get("event", "epoch") != "epoch" or "member" not in record:
+            continue
+        member, chosen = record["member"], record.get("settings")
+        if not is_whole_number(member) or not isinstance(chosen, dict):
+            raise InputFileError(
+                f"{source}: a sweep's epoch record needs a whole-number 'member' and its "
+                f"'settings' object; cannot tell its settings apart"
+            )
+        if not is_finite_number(record.get("val_accuracy")):
+            raise InputFileError(
+                f"{source}: member {member}, epoch {record.get('epoch')} has no validation "
+                "accuracy to plot"
+            )
+        histories.setdefault(member, []).append(record)
+        settings[member] = {name: value for name, value in chosen.items() if name != "seed"}
+    if not histories:
+        raise InputFileError(f"{source}: the sweep's metrics hold no epoch records to plot")
+    grouped: dict[str, list[list[dict[str, Any]]]] = {}
+    for member, history in histories.items():
+        chosen = settings[member].items()
+        label = ", ".join(f"{name} {shown_setting(value)}" for name, value in chosen)
+        grouped.setdefault(label or f"all {len(histories)} runs", []).append(history)
+    if len(grouped) > SWEEP_ROWS_DRAWN:
+        raise InputFileError(
+            f"{source} holds {len(grouped)} settings; one plot draws at most "
+            f"{SWEEP_ROWS_DRAWN} (the sweep's own --plot-dir draws its {SWEEP_ROWS_DRAWN} best)"
+        )
+
+    def final_mean(label: str) -> float:
+        return float(np.mean([history[-1]["val_accuracy"] for history in grouped[label]]))
+
+    labels = sorted(grouped, key=final_mean, reverse=True)
+    return [grouped[label] for label in labels], labels
+
+
+def shown_setting(value: Any) -> str:
+    """A setting's value from a metrics record as a legend shows it: ``784,15,10``, ``0.1``."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def save_confusion_matrix(

@@ -12,18 +12,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
-from jaxmlp import __version__, parallel, train
+from jaxmlp import __version__, keeping, parallel, train
 from jaxmlp import checkpoint as checkpoints
-from jaxmlp.errors import CheckpointError, ConfigError, TrainingInterrupted
-from jaxmlp.files import atomic_write
+from jaxmlp.errors import (
+    CheckpointError,
+    ConfigError,
+    DivergenceError,
+    TrainingInterrupted,
+)
+from jaxmlp.files import atomic_write, line_appender
 from jaxmlp.memory import check_fits_memory, run_bytes
 from jaxmlp.settings import Settings, resolve_settings, resume_conflicts
 
@@ -41,6 +49,11 @@ class RunOptions:
       quiet: print only the test result.
       progress: draw a progress bar (on a terminal).
       cluster: how this process joins a multi-process run.
+      run_dir: the run directory that keeps everything (see :mod:`jaxmlp.run_dir`).
+      overwrite: replace an earlier run's outputs.
+      early_stop: stop when validation accuracy has not improved for this many epochs.
+      as_json: print only the final record, as one JSON object.
+      argv: the command line, for the run's record (default ``sys.argv``).
     """
 
     preset: str = "seed"
@@ -51,15 +64,11 @@ class RunOptions:
     quiet: bool = False
     progress: bool = False
     cluster: parallel.ClusterOptions = dataclasses.field(default_factory=parallel.ClusterOptions)
-
-
-def enable_compilation_cache() -> None:
-    """Keeps compiled XLA programs in the user cache, so a second run starts faster."""
-    from jaxmlp.data import user_cache_dir
-
-    jax.config.update("jax_compilation_cache_dir", str(user_cache_dir("xla")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    run_dir: Path | None = None
+    overwrite: bool = False
+    early_stop: int | None = None
+    as_json: bool = False
+    argv: tuple[str, ...] | None = None
 
 
 def describe(settings: Settings, dataset) -> str:
@@ -107,15 +116,19 @@ def format_test(test: dict[str, Any]) -> str:
     )
 
 
-def start_record(settings: Settings, resumed_from: int) -> dict[str, Any]:
-    """The header of a run (or a resume) in its metrics file: settings, versions, device."""
+def start_record(settings: Settings, resumed_from: int, dataset=None) -> dict[str, Any]:
+    """The header of a run (or a resume) in its metrics file: settings, the data as found
+    (``data``: its source, never ``null``, and split sizes), versions, device."""
     import jaxlib
+
+    from jaxmlp.run_dir import data_record
 
     device = jax.devices()[0]
     return {
         "event": "start",
         "resumed_from_epoch": resumed_from,
         "settings": settings.to_dict(),
+        **({"data": data_record(dataset)} if dataset is not None else {}),
         "jaxmlp": __version__,
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
@@ -168,13 +181,8 @@ def metrics_sink(
     with atomic_write(path) as file:
         for record in [*earlier, header]:
             file.write((json.dumps(record) + "\n").encode())
-    with open(path, "a", encoding="utf-8") as file:
-
-        def write(record: dict) -> None:
-            file.write(json.dumps(record) + "\n")
-            file.flush()
-
-        yield write
+    with line_appender(path) as append:
+        yield lambda record: append((json.dumps(record) + "\n").encode())
 
 
 @contextlib.contextmanager
@@ -227,7 +235,7 @@ def settings_for_run(
     """
     if options.resume is None:
         return resolve_settings(options.preset, explicit=options.explicit), None
-    resume = checkpoints.load_checkpoint(options.resume)
+    resume = checkpoints.load_checkpoint(keeping.resume_source(options.resume)[0])
     if not resume.opt_state_leaves:
         raise CheckpointError(
             f"checkpoint {options.resume} holds no optimizer state (parameters only); "
@@ -252,12 +260,27 @@ def settings_for_run(
     return settings, resume
 
 
-def train_from_options(options: RunOptions, echo: Callable[[str], None] = print, dataset=None):
+def train_from_options(
+    options: RunOptions,
+    echo: Callable[[str], None] = print,
+    dataset=None,
+    note: Callable[[str], None] | None = None,
+):
     """Runs ``jaxmlp train``: returns the :class:`~jaxmlp.train.FitResult` (one member).
 
-    ``dataset`` replaces loading the configured one (a notebook's own data, tests).
+    ``dataset`` replaces loading the configured one (a notebook's own data, tests);
+    ``note`` prints notices and, with ``--json``, the closing line (default: standard error).
     """
+    note = note or (lambda line: print(line, file=sys.stderr))
+    plan = keeping.plan_outputs(
+        run_dir=options.run_dir,
+        save=options.save,
+        metrics_out=options.metrics_out,
+        resume=options.resume,
+        overwrite=options.overwrite,
+    )
     settings, resume = settings_for_run(options)
+    keeping.check_early_stop(options.early_stop, settings)
     check_fits_memory(run_bytes(settings), f"training {'-'.join(map(str, settings.sizes))}")
     layout = parallel.setup(settings, options.cluster)
     main_process = parallel.is_main_process()
@@ -268,46 +291,108 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
         origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"
         dataset = load_settings_data(settings, origin)
     trainer = train.prepare(settings, dataset, layout=layout)
-    say = (lambda line: None) if options.quiet or not main_process else echo
+    quiet = options.quiet or options.as_json or not main_process
+    say = (lambda line: None) if quiet else echo
     say(describe(settings, dataset))
     if layout is not None:
         say(f"Data parallel over {layout.describe(settings.batch_size)}")
+    if not main_process:
+        plan = keeping.OutputPlan()
+    keeping.prepare_run_dir(plan, options.overwrite)
+    keeper = keeping.RunKeeper(
+        plan, keeping.kept(settings), dataset, argv=options.argv,
+        early_stop=options.early_stop, note=note,
+    )
+    keeper.start()
     done = resume.epoch if resume else 0
     history: list[dict] = list(resume.metrics) if resume else []
     state = trainer.restored_state(resume.params, resume.opt_state_leaves) if resume else None
-    metrics_path = options.metrics_out if main_process else None
     earlier = (
-        records_before_resume(read_metrics_records(metrics_path), history, done)
-        if resume and metrics_path is not None
+        records_before_resume(read_metrics_records(plan.metrics), history, done)
+        if resume and plan.metrics is not None
         else []
     )
-    saved: tuple[Path, int] | None = None
     with (
-        metrics_sink(metrics_path, start_record(settings, done), earlier) as write_metrics,
+        metrics_sink(plan.metrics, start_record(settings, done, dataset), earlier) as write_metrics,
         epoch_printer(say, settings.epochs, done, options.progress) as (print_line, advance),
     ):
 
-        def on_epoch(progress: train.FitState) -> None:
-            nonlocal saved
+        def on_epoch(progress: train.FitState) -> bool:
             history = progress.histories[0]
-            if options.save is not None and main_process:
-                save_epoch(options.save, settings, trainer.member_state(progress.state, 0), history)
-                saved = (options.save, history[-1]["epoch"])
+            member = functools.cache(lambda: trainer.member_state(progress.state, 0))
+            stop = keeper.on_epoch(
+                history,
+                lambda path: save_epoch(path, settings, member(), history),
+                lambda: member().params[0].w,
+            )
             write_metrics(history[-1])
             print_line(format_epoch(history[-1], settings.epochs))
             advance()
+            if stop:
+                print_line(keeper.stopped_early)
+            return stop
 
         start = trainer.start(state, epoch=done, histories=[history])
         try:
             result = train.fit(trainer, start, on_epoch=on_epoch)
         except TrainingInterrupted as interrupted:
+            keeper.abandon(latest_history(interrupted, history), "interrupted")
             raise TrainingInterrupted(
-                interrupted.completed_epoch, saved, progress=interrupted.progress
+                interrupted.completed_epoch,
+                keeper.saved,
+                hint=keeper.resume_hint(),
+                progress=interrupted.progress,
             ) from None
+        except DivergenceError as diverged:
+            keeper.abandon(latest_history(diverged, history), "diverged")
+            raise
         write_metrics(result.test)
+    record = keeper.finish(
+        result.history, result.test, plots=lambda directory: save_run_plots(
+            directory, result, dataset
+        ),
+    )
     if main_process:
-        echo(format_test(result.test))
+        report_end(options, keeper, record, result, echo, note)
     return result
+
+
+def latest_history(error: Exception, history: list[dict]) -> list[dict]:
+    """The solo run's records as far as an interrupted or diverged fit got."""
+    progress = getattr(error, "progress", None)
+    return progress.histories[0] if progress is not None else history
+
+
+def save_run_plots(directory: Path, result: train.TrainResult, dataset) -> list[Path]:
+    """A run directory's plots: learning curves, confusion matrix and mistakes on the test
+    split, first-layer weights."""
+    from jaxmlp import plots
+    from jaxmlp.evaluation import evaluate_params
+
+    plots.require_matplotlib()
+    params = jax.device_get(result.params)
+    return plots.save_all_plots(
+        directory,
+        metrics=result.history,
+        first_layer_weights=np.asarray(params[0].w),
+        images=dataset.test.images,
+        evaluation=evaluate_params(params, dataset.test.images, dataset.test.labels),
+        class_names=dataset.class_names,
+    )
+
+
+def report_end(options: RunOptions, keeper, record: dict, result, echo, note) -> None:
+    """The test line and what was written where; with ``--json``, the record instead (and
+    the written line on standard error, as with ``--quiet``)."""
+    summary = keeper.summary()
+    if options.as_json:
+        echo(json.dumps(record))
+        if summary:
+            note(summary)
+        return
+    echo(format_test(result.test))
+    if summary:
+        (note if options.quiet else echo)(summary)
 
 
 def load_settings_data(settings: Settings, data_dir_origin: str = "--data-dir"):

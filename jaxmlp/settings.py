@@ -31,9 +31,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax.numpy as jnp
-import numpy as np
-
 from jaxmlp.errors import ConfigError
 
 SEED_LIMIT = 2**32
@@ -585,8 +582,10 @@ def warmup_steps(settings: Settings, steps_per_epoch: int) -> int:
 
 def run_values(members: list[Settings], steps_per_epoch: int, *, stacked: bool = True) -> RunValues:
     """The members' per-run values, one array per value (a leading member axis if ``stacked``)."""
+    import jax.numpy as jnp  # here: reading settings (a command's --help) needs neither
+    import numpy as np
 
-    def column(value, dtype=jnp.float32):
+    def column(value, dtype=np.float32):
         array = jnp.asarray(np.asarray([value(member) for member in members]).astype(dtype))
         return array if stacked else array[0]
 

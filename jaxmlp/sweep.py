@@ -3,8 +3,9 @@
 A sweep's values come as text, as on the command line: a comma list makes a grid axis
 (``lr="0.1,0.5"``), an integer setting also takes ranges (``seed="0-4"``), layer sizes take
 ``;`` between alternatives (``sizes="784,15,10;784,30,10"``). The grid is the product of
-the axes. Its members are grouped by :class:`~jaxmlp.settings.Program`: each group is one
-population, one compiled program (:func:`jaxmlp.train.prepare`), trained one after another.
+the axes, at most :data:`MAX_GRID_SIZE` members. Its members are grouped by
+:class:`~jaxmlp.settings.Program`: each group is one population, one compiled program
+(:func:`jaxmlp.train.prepare`), trained one after another.
 :func:`sweep_from_options` is ``jaxmlp sweep``: the grid, the table, the best run.
 
 A **row** is one setting of the grid apart from the seed: its members are the same
@@ -20,12 +21,12 @@ import itertools
 import json
 import math
 import statistics
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
 from jaxmlp.settings import (
@@ -33,11 +34,14 @@ from jaxmlp.settings import (
     SPECS,
     Kind,
     Settings,
+    check_setting,
     program_of,
     resolve_settings,
     shown,
 )
 
+MAX_GRID_SIZE = 4096
+"""The most members one sweep may have; larger ranges and grids are refused unexpanded."""
 LIST_KINDS = (Kind.PROGRAM, Kind.VALUE)
 """Settings that may take several values in a sweep."""
 NOT_LISTS = ("augment_flip", "drop_last")
@@ -65,39 +69,69 @@ def parse_item(name: str, text: str) -> Any:
 def parse_axis(name: str, text: str) -> list[Any]:
     """The values of one grid axis: ``"0.1,0.5"``, ``"0-4"``, ``"784,15,10;784,30,10"``.
 
+    Ranges are checked from their ends (against the setting's range, and their length
+    against :data:`MAX_GRID_SIZE`) before any is expanded; duplicates are found in one pass.
+
     Raises:
-      ConfigError: an empty value, a malformed range, a duplicate, a value out of range.
+      ConfigError: an empty value, a malformed range, a range or list longer than a grid
+        may be, a duplicate, a value out of range.
     """
     separator = ";" if name == "sizes" else ","
-    values: list[Any] = []
+    pieces: list[range | Any] = []
     for item in text.split(separator):
         item = item.strip()
         if not item:
             raise ConfigError(f"has an empty value in {text!r}", setting=name)
         if name != "sizes" and FIELD_TYPES[name].startswith("int") and "-" in item[1:]:
-            values += parse_range(name, item)
+            pieces.append(parse_range(name, item))
         else:
-            values.append(parse_item(name, item))
+            pieces.append(parse_item(name, item))
+    count = sum(len(piece) if isinstance(piece, range) else 1 for piece in pieces)
+    if count > MAX_GRID_SIZE:
+        raise ConfigError(
+            f"has {count:,} values in {shown_text(text)}; a sweep has at most "
+            f"{MAX_GRID_SIZE:,} members",
+            setting=name,
+        )
+    values = [v for piece in pieces for v in (piece if isinstance(piece, range) else [piece])]
     if name == "sizes":
         from jaxmlp.settings import parse_sizes
 
         values = [parse_sizes(value) for value in values]
-    duplicates = sorted({str(v) for v in values if values.count(v) > 1})
+    duplicates = sorted({str(value) for value, times in Counter(values).items() if times > 1})
     if duplicates:
         raise ConfigError(f"lists {', '.join(duplicates)} more than once", setting=name)
     return values
 
 
-def parse_range(name: str, item: str) -> list[int]:
-    """``"0-4"`` → ``[0, 1, 2, 3, 4]``."""
+def shown_text(text: str, most: int = 40) -> str:
+    """``text`` quoted, cut to ``most`` characters."""
+    return repr(text if len(text) <= most else text[: most - 1] + "…")
+
+
+def parse_range(name: str, item: str) -> range:
+    """``"0-4"`` → ``range(0, 5)``, its ends checked against the setting's range."""
     low, _, high = item.partition("-")
     try:
         first, last = int(low), int(high)
     except ValueError:
-        raise ConfigError(f"has {item!r}, not a range such as 0-4", setting=name) from None
+        problem = f"has {shown_text(item)}, not a range such as 0-4"
+        raise ConfigError(problem, setting=name) from None
     if last < first:
-        raise ConfigError(f"has the empty range {item!r}", setting=name)
-    return list(range(first, last + 1))
+        raise ConfigError(f"has the empty range {shown_text(item)}", setting=name)
+    check_setting(name, first)
+    check_setting(name, last)
+    return range(first, last + 1)
+
+
+def check_grid_size(axes: Mapping[str, Sequence[Any]]) -> None:
+    """Raises ConfigError if the product of the axes' lengths exceeds :data:`MAX_GRID_SIZE`."""
+    size = math.prod(len(values) for values in axes.values())
+    if size > MAX_GRID_SIZE:
+        lengths = " × ".join(f"{len(values)} {name}" for name, values in axes.items())
+        raise ConfigError(
+            f"the grid has {size:,} members ({lengths}); a sweep has at most {MAX_GRID_SIZE:,}"
+        )
 
 
 def expand_grid(
@@ -105,6 +139,7 @@ def expand_grid(
 ) -> list[Settings]:
     """Every combination of the axes' values (in declaration order), each layered on the
     preset with the ``fixed`` values; checked like any run's settings."""
+    check_grid_size(axes)
     names = [name for name in SPECS if name in axes]
     return [
         resolve_settings(preset, explicit={**(fixed or {}), **dict(zip(names, combination))})
@@ -289,7 +324,8 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
     Args:
       members: the grid's runs.
       dataset: their data (they share it).
-      devices: ``--devices`` (members first, then each member's batch; default one device).
+      devices: ``--devices`` (members first, then each member's batch; default: on CPU, the
+        CPU devices that take members, one per core at most; else one device).
       on_epoch: ``on_epoch(number, programs, members, progress)`` after each epoch of each
         population (``members``: the grid indices of its members).
       write: receives each member's epoch and test records (with ``member``, its index).
@@ -304,7 +340,7 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
     outcome = SweepOutcome([None] * len(members), [[] for _ in members])
     write = write or (lambda record: None)
     for number, group in enumerate(groups, start=1):
-        layout = parallel.device_layout(devices, len(group))
+        layout = parallel.device_layout(devices, len(group), spread_members=True)
         slots = padded(group, 1 if layout is None else layout.members)
 
         def report(progress, number=number, group=group):
@@ -390,6 +426,9 @@ class SweepOptions:
       plot_dir: where to write the sweep's curves.
       as_json: print one JSON object instead of the table.
       quiet: print only the table.
+      run_dir: the run directory that keeps the sweep (see :mod:`jaxmlp.run_dir`).
+      overwrite: replace an earlier sweep's outputs.
+      argv: the command line, for the run's record.
       method: ``--search``: ``grid``, ``random``, ``halving`` or ``pbt``.
       search: the search flags (``runs``, ``search_seed``, ``eta``, ``rungs``, ``ready``,
         ``truncation``, ``perturb``, ``resample``; absent or ``None``: not given).
@@ -402,13 +441,22 @@ class SweepOptions:
     plot_dir: Path | None = None
     as_json: bool = False
     quiet: bool = False
+    run_dir: Path | None = None
+    overwrite: bool = False
+    argv: tuple[str, ...] | None = None
     method: str = "grid"
     search: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = print, dataset=None):
+def sweep_from_options(
+    options: SweepOptions,
+    echo: Callable[[str], None] = print,
+    dataset=None,
+    note: Callable[[str], None] | None = None,
+):
     """Runs ``jaxmlp sweep``: prints the table (or JSON); returns the report.
 
+    ``note`` prints notices and, with ``--json``, the closing line (default: standard error).
     ``options.method`` chooses how the members are found and trained: a grid (every
     member to the end, one population per program), random search (members drawn from
     distributions, then as a grid), successive halving or PBT (one population, acting
@@ -416,30 +464,39 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
 
     Raises:
       ConfigError: a bad grid, search or output path, a grid that does not fit in memory.
+      OutputPathError: an output would replace an earlier one without ``overwrite``.
       TrainingInterrupted: Ctrl-C, after the table of what was complete.
     """
     import jax
 
-    from jaxmlp import memory, parallel, plots, runs, search_loop
+    from jaxmlp import keeping, memory, parallel, plots, runs, search_loop
     from jaxmlp.outputs import check_outputs
 
+    note = note or (lambda line: print(line, file=sys.stderr))
     members, axes, distributions, plan = search_loop.members_from_flags(
         options.preset, options.given, options.method, options.search
     )
     first = members[0]
     if plan.method in search_loop.ONE_POPULATION and first.devices is not None:
         raise ConfigError(f"--search {plan.method} trains on one device; leave out --devices")
+    metrics_out, save_best, plot_dir = keeping.plan_sweep_outputs(
+        run_dir=options.run_dir, metrics_out=options.metrics_out, save_best=options.save_best,
+        plot_dir=options.plot_dir, overwrite=options.overwrite,
+    )
     if options.plot_dir is not None:
         plots.require_matplotlib()
-    plot_path = None if options.plot_dir is None else options.plot_dir / plots.SWEEP_CURVES
-    check_outputs(
-        {"--metrics-out": options.metrics_out, "--save-best": options.save_best,
-         "--plot-dir": plot_path}
-    )
+    elif plot_dir is not None and not plots.has_matplotlib():
+        note(f"note: no plots: {plots.INSTALL_HINT}")
+        plot_dir = None
+    plot_path = None if plot_dir is None else plot_dir / plots.SWEEP_CURVES
+    check_outputs({"--metrics-out": metrics_out, "--save-best": save_best, "--plot-dir": plot_path})
     groups = group_by_program(members)
     needed, largest = max((memory.run_bytes(members[g[0]], members=len(g)), len(g)) for g in groups)
     memory.check_fits_memory(needed, f"a population of {largest} runs")
-    layout = parallel.setup(first, parallel.ClusterOptions(), members=max(map(len, groups)))
+    layout = parallel.setup(
+        first, parallel.ClusterOptions(), members=max(map(len, groups)),
+        spread_members=plan.method not in search_loop.ONE_POPULATION,
+    )
     devices = 1 if layout is None else layout.num_devices
     say = (lambda line: None) if options.quiet or options.as_json else echo
     columns = varying(members)
@@ -452,6 +509,10 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
         + search_loop.plan_text(plan, distributions)
     )
     dataset = runs.load_settings_data(first) if dataset is None else dataset
+    keeper = None
+    if options.run_dir is not None and parallel.is_main_process():
+        keeper = keeping.SweepKeeper(options.run_dir, members, axes, argv=options.argv, note=note)
+        keeper.start(dataset, options.overwrite)
     clock = [time.perf_counter()]
 
     def lap() -> float:
@@ -471,9 +532,9 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
 
     began = time.perf_counter()
     interrupted = None
-    start = sweep_start_record(members, axes)
+    start = sweep_start_record(members, axes, dataset)
     start["search"] = search_loop.plan_record(plan, distributions)
-    with runs.metrics_sink(options.metrics_out, start, []) as write:
+    with runs.metrics_sink(metrics_out, start, []) as write:
 
         def write_member(record):
             if "member" not in record:
@@ -482,6 +543,8 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
             member = members[record["member"]]
             chosen = {name: member.to_dict()[name] for name in [*columns, "seed"]}
             write({**record, "settings": {**chosen, **record.get("values", {})}})
+            if keeper is not None and record.get("event", "epoch") in ("epoch", "test"):
+                keeper.member_record(record)
 
         hooks = {"on_epoch": on_search_epoch, "on_event": on_event, "write": write_member}
         try:
@@ -510,12 +573,14 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
         "interrupted": outcome.interrupted,
         "search": search_loop.search_report(plan, distributions, outcome, network_epochs),
     }
+    halving = plan.method == "halving"
+    table = format_table(
+        rows, columns, search_loop.epochs_column(final, outcome.histories) if halving else None
+    )
     if options.as_json:
         echo(json.dumps(report, indent=2))
     else:
-        halving = plan.method == "halving"
-        extra = search_loop.epochs_column(final, outcome.histories) if halving else None
-        echo(format_table(rows, columns, extra))
+        echo(table)
         say(
             f"{len(done)} runs in {seconds:.1f} s ({seconds / max(len(done), 1):.2f} s a run); "
             f"{network_epochs} network-epochs"
@@ -524,13 +589,17 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
             index = outcome.best[1]
             schedule = search_loop.schedule_text(outcome.schedules[index])
             say(f"Best member {index}'s values by epoch: {schedule}")
-    if options.save_best is not None and outcome.best is not None:
+    best = None
+    if save_best is not None and outcome.best is not None:
         value, index, trainer, state, slot = outcome.best
+        best = {"member": index, "val_accuracy": value, "settings": final[index].to_dict()}
         history = (
             outcome.checkpoint_history(index) if plan.method == "pbt" else outcome.histories[index]
         )
-        save_member(options.save_best, final[index], trainer.member_state(state, slot), history)
-        say(f"saved the best run (validation {percent(value)}%) to {options.save_best}")
+        save_member(save_best, keeping.kept(final[index]), trainer.member_state(state, slot),
+                    history)
+        if keeper is None:
+            say(f"saved the best run (validation {percent(value)}%) to {save_best}")
     if plot_path is not None:
         curves: dict[tuple, list] = {}
         for index in done:
@@ -540,17 +609,24 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
             for row in rows
         ]
         ordered = [curves[row_key(row.settings)] for row in rows]
-        say(f"wrote {plots.save_sweep_curves(ordered, labels, plot_path)}")
+        written = plots.save_sweep_curves(ordered, labels, plot_path)
+        if keeper is None:
+            say(f"wrote {written}")
+    if keeper is not None:
+        keeper.finish(report, table, best)
+        (note if options.as_json or options.quiet else echo)(keeper.summary(best))
     if interrupted is not None:
         raise interrupted
     return report
 
 
-def sweep_start_record(members: list[Settings], axes: dict[str, list]) -> dict[str, Any]:
+def sweep_start_record(
+    members: list[Settings], axes: dict[str, list], dataset=None
+) -> dict[str, Any]:
     """The metrics file's header: the first run's settings, the grid's axes, versions."""
     from jaxmlp import runs
 
-    record = runs.start_record(members[0], 0)
+    record = runs.start_record(members[0], 0, dataset)
     record["axes"] = {name: [str(value) for value in values] for name, values in axes.items()}
     record["runs"] = len(members)
     return record
@@ -560,6 +636,7 @@ def save_member(path: Path, settings: Settings, state, history: list) -> None:
     """Writes one member (its state without the member axis) as an ordinary checkpoint
     (``train --resume`` continues it)."""
     import jax
+    import numpy as np
 
     from jaxmlp import checkpoint as checkpoints
 

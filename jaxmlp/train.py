@@ -766,7 +766,7 @@ def fit(
     trainer: Trainer,
     start: FitState | TrainState | None = None,
     *,
-    on_epoch: Callable[[FitState], None] | None = None,
+    on_epoch: Callable[[FitState], bool | None] | None = None,
 ) -> FitResult:
     """Trains every member up to the program's epochs; reports validation each epoch and
     the test split once at the end.
@@ -775,7 +775,8 @@ def fit(
       trainer: from :func:`prepare`.
       start: the progress to continue (:meth:`Trainer.start`), a state to start from at
         epoch 0, or ``None`` for fresh members.
-      on_epoch: called with the progress after each epoch.
+      on_epoch: called with the progress after each epoch; a true return value ends
+        training after that epoch (early stopping).
 
     Raises:
       DivergenceError: every member diverged; carries the progress (``.progress``).
@@ -787,8 +788,8 @@ def fit(
     try:
         while progress.epoch < trainer.program.epochs:
             progress = trainer.train_epoch(progress)
-            if on_epoch is not None:
-                on_epoch(progress)
+            if on_epoch is not None and on_epoch(progress):
+                break
     except KeyboardInterrupt:
         completed = progress.epoch if progress.epoch else None
         raise TrainingInterrupted(completed, progress=progress) from None

@@ -10,8 +10,12 @@ from helpers import max_difference, random_problem, relative_error
 from jaxmlp import backprop, gradcheck, model
 
 
-def random_architectures(count: int, seed: int):
-    """Depth 1–6 weight layers, widths 1–12 (1 included), batch 1–9 (1 included)."""
+def random_architectures(count: int, seed: int, quick: int):
+    """Depth 1–6 weight layers, widths 1–12 (1 included), batch 1–9 (1 included).
+
+    The first ``quick`` (the corner cases among them) are in the quick subset; the rest,
+    each a compilation of its own, run with the slow tests.
+    """
     rng = np.random.default_rng(seed)
     cases = [((3, 1, 2), 1), ((1, 1, 2), 4), ((5, 2), 1)]
     while len(cases) < count:
@@ -19,7 +23,10 @@ def random_architectures(count: int, seed: int):
         hidden = [int(w) for w in rng.integers(1, 13, depth - 1)]
         sizes = (int(rng.integers(1, 13)), *hidden, int(rng.integers(2, 6)))
         cases.append((sizes, int(rng.integers(1, 10))))
-    return cases
+    return [
+        case if index < quick else pytest.param(*case, marks=pytest.mark.slow)
+        for index, case in enumerate(cases)
+    ]
 
 
 @jax.jit
@@ -34,7 +41,7 @@ def both_values_and_gradients(params, x, y):
     )
 
 
-@pytest.mark.parametrize("sizes, batch", random_architectures(30, seed=0))
+@pytest.mark.parametrize("sizes, batch", random_architectures(30, seed=0, quick=10))
 def test_manual_equals_autodiff_in_float64(sizes, batch):
     with jax.enable_x64(True):
         params, x, y = random_problem(sum(sizes) + batch, sizes, batch, jnp.float64)
@@ -46,7 +53,7 @@ def test_manual_equals_autodiff_in_float64(sizes, batch):
         assert max_difference(manual, autodiff) <= 1e-12
 
 
-@pytest.mark.parametrize("sizes, batch", random_architectures(12, seed=1))
+@pytest.mark.parametrize("sizes, batch", random_architectures(12, seed=1, quick=4))
 def test_manual_equals_autodiff_in_float32(sizes, batch):
     """IEEE float32 products: GPUs and TPUs would otherwise use TF32 or bfloat16 passes."""
     params, x, y = random_problem(batch, sizes, batch, jnp.float32)
@@ -56,7 +63,7 @@ def test_manual_equals_autodiff_in_float32(sizes, batch):
     assert relative_error(manual, autodiff) <= 1e-5
 
 
-@pytest.mark.parametrize("sizes, batch", random_architectures(8, seed=2))
+@pytest.mark.parametrize("sizes, batch", random_architectures(8, seed=2, quick=3))
 def test_both_agree_with_finite_differences_in_float64(sizes, batch):
     with jax.enable_x64(True):
         params, x, y = random_problem(7 * batch, sizes, batch, jnp.float64, init="normal")

@@ -144,8 +144,8 @@ def test_download_then_already_present(capsys, tmp_path, http_server, monkeypatc
     assert first[0] == second[0] == 0
     assert first[1].splitlines()[0] == (
         f"train-images-idx3-ubyte.gz: downloaded from {http_server.mirror('mnist')}"
-        f"train-images-idx3-ubyte.gz, verified ({cache / 'train-images-idx3-ubyte.gz'})"
+        f"train-images-idx3-ubyte.gz, verified ({cache / 'mnist' / 'train-images-idx3-ubyte.gz'})"
     )
     assert second[1].splitlines() == [
-        f"{name}: already present, verified ({cache / name})" for name in OFFICIAL_FILES
+        f"{name}: already present, verified ({cache / 'mnist' / name})" for name in OFFICIAL_FILES
     ]

@@ -11,6 +11,7 @@ import jax
 import pytest
 
 from jaxmlp.cli import main
+from jaxmlp.cli.startup import population_cpu_devices
 
 
 def test_info_names_versions_backend_and_devices(capsys):
@@ -20,7 +21,10 @@ def test_info_names_versions_backend_and_devices(capsys):
     assert lines[1].startswith(f"backend: {jax.default_backend()}")
     assert lines[2] == "process: 0 of 1"
     assert lines[3] == f"devices: {jax.local_device_count()} local, {jax.device_count()} global"
-    assert len(lines) == 4 + jax.device_count()
+    sweep_line = jax.default_backend() == "cpu"
+    assert len(lines) == 4 + jax.device_count() + sweep_line
+    if sweep_line:
+        assert lines[-1].startswith(f"sweeps: {population_cpu_devices()} CPU devices")
 
 
 def test_info_json_lists_every_device(capsys):

@@ -91,12 +91,14 @@ def test_evaluate_plot_dir_is_checked_before_the_checkpoint_is_read(capsys, tmp_
 
 
 def test_download_cache_dir_holding_a_fifo(capsys, tmp_path):
-    os.mkfifo(tmp_path / "t10k-images-idx3-ubyte.gz")
+    fifo = tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
 
     code, _, err = run_cli(capsys, "download", "--dataset", "mnist", "--cache-dir", tmp_path)
 
     assert code == 2
-    assert error_line(err).startswith(f"--cache-dir {tmp_path / 't10k-images-idx3-ubyte.gz'} is a FIFO")
+    assert error_line(err).startswith(f"--cache-dir {fifo} is a FIFO")
 
 
 def test_download_default_cache_that_is_a_file(capsys):

@@ -11,9 +11,16 @@ from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
 
 from jaxmlp import search_loop
 from jaxmlp.checkpoint import load_checkpoint
-from jaxmlp.cli import main
+from jaxmlp.cli import main, startup
 
 LR = ["--lr", "1e-3..1:log"]
+
+
+@pytest.fixture(autouse=True)
+def one_cpu_device(monkeypatch):
+    """The sweeps run in this process, on the suite's one CPU device: JAX may already be
+    running here, when a sweep's one-device-per-core start-up can no longer apply."""
+    monkeypatch.setattr(startup, "POPULATION_COMMANDS", frozenset())
 
 
 @pytest.mark.parametrize(

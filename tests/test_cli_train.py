@@ -26,7 +26,8 @@ def test_train_prints_epochs_and_test_and_writes_metrics_and_checkpoint(capsys, 
     lines = out.splitlines()
     assert lines[0].startswith("Training 784-15-10 (he init) on mnist")
     assert lines[1].startswith("Epoch 1/2: ") and "/500 val " in lines[1]
-    assert lines[-1].startswith("Test: ") and lines[-1].split()[1].endswith("/500")
+    assert lines[-2].startswith("Test: ") and lines[-2].split()[1].endswith("/500")
+    assert lines[-1] == f"wrote {model} (epoch 2), {metrics}"
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["event"] for r in records] == ["start", "epoch", "epoch", "test"]
     assert records[0]["settings"]["init"] == "he" and records[0]["resumed_from_epoch"] == 0

@@ -14,6 +14,7 @@ from data_fixtures import (  # noqa: F401
 )
 
 from jaxmlp.data import download_dataset
+from jaxmlp.data.download import DOWNLOADED_LIST
 from jaxmlp.errors import DatasetError
 
 FILES = {name: f"content of {name}".encode() * 100 for name in OFFICIAL_FILES}
@@ -33,7 +34,10 @@ def download(cache, mirrors, **kwargs):
 
 
 def cache_listing(cache) -> list[str]:
-    return sorted(path.name for path in cache.iterdir()) if cache.exists() else []
+    """The cache's files but the list of what downloads put there."""
+    if not cache.exists():
+        return []
+    return sorted(path.name for path in cache.iterdir() if path.name != DOWNLOADED_LIST)
 
 
 def test_download_stores_verified_files(tmp_path, http_server):
@@ -45,6 +49,7 @@ def test_download_stores_verified_files(tmp_path, http_server):
         assert (tmp_path / "cache" / name).read_bytes() == content
         assert statuses[name].downloaded_from == mirror + name
     assert cache_listing(tmp_path / "cache") == sorted(FILES)
+    assert (tmp_path / "cache" / DOWNLOADED_LIST).read_text().split() == sorted(FILES)
 
 
 def test_files_already_present_are_verified_not_downloaded_again(tmp_path, http_server):

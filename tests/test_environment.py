@@ -10,7 +10,8 @@ import warnings
 
 import pytest
 
-from jaxmlp.cli import info, main
+from jaxmlp import parallel
+from jaxmlp.cli import main
 from jaxmlp.environment import check_variables
 from jaxmlp.errors import EnvironmentVariableError
 
@@ -40,13 +41,13 @@ def test_well_formed_variables_pass(environ):
 
 
 def test_warnings_from_inside_a_command_do_not_reach_the_terminal(capsys, monkeypatch):
-    report = info.parallel.backend_report
+    report = parallel.backend_report
 
     def overflowing_report():
         warnings.warn("overflow encountered in cast", RuntimeWarning)
         return report()
 
-    monkeypatch.setattr(info.parallel, "backend_report", overflowing_report)
+    monkeypatch.setattr(parallel, "backend_report", overflowing_report)
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         assert main(["info"]) == 0

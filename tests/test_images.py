@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -188,6 +190,68 @@ def test_large_photo_is_shrunk_before_processing(tmp_path):
     Image.fromarray(np.round(255 * gray).astype(np.uint8)).save(tmp_path / "photo.png")
     rows, cols = ink_box(images.load_digit(tmp_path / "photo.png").reshape(28, 28))
     assert (rows, cols) in {(20, 7), (20, 6)}
+
+
+def png_header_only(width: int, height: int, bit_depth: int, color_type: int) -> bytes:
+    """A PNG whose header declares ``width``×``height`` but whose data is a few bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    data = zlib.compress(bytes(64))
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "bit_depth", "color_type", "message"),
+    [
+        (1, 50_000_000, 8, 0, "1×50000000 L needs 429 MiB"),
+        (7000, 7000, 16, 0, "7000×7000 I;16 needs 280 MiB"),
+        (4200, 4200, 8, 2, "4200×4200 RGB needs 84 MiB"),
+        (5000, 5000, 8, 6, "5000×5000 RGBA needs 95 MiB"),
+    ],
+)
+def test_decoding_cost_is_checked_from_the_header_at_any_bit_depth(
+    width, height, bit_depth, color_type, message
+):
+    data = png_header_only(width, height, bit_depth, color_type)
+    with pytest.raises(InputFileError) as caught:
+        images.digit_from_bytes(data)
+    assert str(caught.value) == f"too large to decode ({message}; the limit is 64 MiB)"
+
+
+def test_a_palette_image_with_transparency_counts_its_rgba_copy(tmp_path, monkeypatch):
+    picture = Image.new("P", (300, 300))
+    picture.info["transparency"] = 0
+    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 300 * (300 + 8) + 1)
+    picture.save(tmp_path / "palette.png", transparency=0)
+    with pytest.raises(InputFileError, match=r"300×300 P needs 0 MiB"):
+        images.load_digit(tmp_path / "palette.png")
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path, monkeypatch):
+    gray = canvas_with_rectangle((1200, 1200), 300, 500, 600, 200, ink=0.0, background=1.0)
+    Image.fromarray(np.round(255 * gray).astype(np.uint8)).convert("RGB").save(
+        tmp_path / "photo.jpg", quality=90
+    )
+    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 1 << 20)
+    monkeypatch.setattr(images, "WORKING_SIDE", 256)
+    rows, cols = ink_box(images.load_digit(tmp_path / "photo.jpg").reshape(28, 28))
+    assert rows == 20 and cols in (6, 7, 8)
+    with Image.open(tmp_path / "photo.jpg") as whole:
+        assert images.decoding_cost(whole) > 1 << 20
+
+
+def test_a_large_sixteen_bit_image_is_shrunk_too(tmp_path):
+    gray = canvas_with_rectangle((2500, 2000), 500, 800, 1200, 300, ink=60000, background=0)
+    Image.fromarray(gray.astype(np.uint16)).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as opened:
+        assert opened.mode == "I;16"
+        assert max(images.shrink_to_working_size(opened).size) == images.WORKING_SIDE
+    assert ink_box(images.load_digit(tmp_path / "deep.png").reshape(28, 28))[0] == 20
 
 
 def test_sixteen_bit_grayscale(tmp_path):

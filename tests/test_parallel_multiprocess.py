@@ -70,7 +70,7 @@ def run_two_processes(args: list[str]) -> list[tuple[int, str, str]]:
     return [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
 
 
-JAXMLP_PREFIXES = ("Training ", "Data parallel ", "Epoch ", "Test: ")
+JAXMLP_PREFIXES = ("Training ", "Data parallel ", "Epoch ", "Test: ", "wrote ")
 
 
 def jaxmlp_lines(output: str) -> list[str]:
@@ -96,14 +96,15 @@ def test_two_processes_train_like_one(tmp_path, data_dir, capsys):
         assert returncode == 0, stderr
     (_, first_out, _), (_, second_out, _) = results
     assert "Data parallel over 4 cpu devices on 2 processes" in first_out
-    assert jaxmlp_lines(first_out)[-1].startswith("Test: ")
+    assert jaxmlp_lines(first_out)[-2].startswith("Test: ")
+    assert jaxmlp_lines(first_out)[-1] == f"wrote {distributed} (epoch 3), {metrics}"
     assert jaxmlp_lines(second_out) == []
     events = [json.loads(line)["event"] for line in metrics.read_text().splitlines()]
     assert events == ["start", "epoch", "epoch", "epoch", "test"]
 
     single = tmp_path / "one.npz"
     assert main([*shared, "--save", str(single), "--quiet"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == jaxmlp_lines(first_out)[-1]
+    assert capsys.readouterr().out.splitlines()[-1] == jaxmlp_lines(first_out)[-2]
     two, one = checkpoints.load_checkpoint(distributed), checkpoints.load_checkpoint(single)
     assert max_difference(two.params, one.params) <= PARAMETER_TOLERANCE
     assert [r["val_correct"] for r in two.metrics] == [r["val_correct"] for r in one.metrics]

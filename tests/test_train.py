@@ -297,7 +297,8 @@ def test_ctrl_c_during_a_save_names_the_epoch_the_file_really_holds(tmp_path, mo
         real_save(path, settings, state, history)
 
     monkeypatch.setattr(runs, "save_epoch", interrupted_second_save)
-    with pytest.raises(TrainingInterrupted, match=f"after epoch 2; {path} holds epoch 1$"):
+    expected = f"after epoch 2; {path} holds epoch 1; continue with: jaxmlp train --resume {path}$"
+    with pytest.raises(TrainingInterrupted, match=expected):
         runs.train_from_options(
             runs.RunOptions(explicit=explicit(small_config(epochs=3)), save=path),
             echo=lambda line: None,

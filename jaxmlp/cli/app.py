@@ -6,22 +6,40 @@ standard error: bad arguments exit 2, other failures 1, Ctrl-C 130. An ``OSError
 reaches it (an output file that cannot be written) is such a failure too. Warnings a user
 cannot act on (numpy's ``RuntimeWarning``s about overflow at ``--lr 1e308``, raised inside
 JAX) are silenced for the command's duration. The console script, :func:`jaxmlp.console.run`,
-calls :func:`main` after checking the environment.
+calls :func:`main` after checking the environment. JAX is imported only once a command is
+about to run (:mod:`jaxmlp.cli.startup`), never for ``--version`` or ``--help``.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from jaxmlp import __version__
+from jaxmlp.cli import startup
 from jaxmlp.environment import first_line, require_backend
 from jaxmlp.errors import INTERRUPTED_EXIT_CODE, ConfigError, JaxmlpError, error_line
 
+SUBCOMMAND_ARGS = "jaxmlp.subcommand_args"
+
+
+class CommandGroup(TyperGroup):
+    """Typer's group, keeping the invoked command's arguments for the root callback."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[SUBCOMMAND_ARGS] = rest
+        return name, command, rest
+
+
 app = typer.Typer(
     name="jaxmlp",
+    cls=CommandGroup,
     help="A multilayer perceptron for MNIST in JAX, with backpropagation by hand (BP1–BP4).",
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -46,10 +64,10 @@ def _root(
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         return
-    if not ctx.resilient_parsing:
-        from jaxmlp.runs import enable_compilation_cache
-
-        enable_compilation_cache()
+    if not ctx.resilient_parsing and startup.needs_jax(
+        ctx.invoked_subcommand, ctx.meta.get(SUBCOMMAND_ARGS, [])
+    ):
+        startup.start_jax(ctx.invoked_subcommand)
 
 
 def run_explaining_jax_failures(argv: Sequence[str] | None) -> object:
@@ -95,8 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(argv)
 
 
+COMMAND_LINE: list[str] = ["jaxmlp"]
+"""The command line being run (:func:`run_app` sets it), for a run's record."""
+
+
 def run_app(argv: Sequence[str] | None) -> int:
     """Runs :data:`app`; every error it raises becomes one line and an exit code."""
+    COMMAND_LINE[1:] = sys.argv[1:] if argv is None else list(argv)
     try:
         result = run_explaining_jax_failures(argv)
     except typer.TyperException as error:

@@ -10,18 +10,17 @@ import typer
 
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import DATA_SETTINGS, with_settings
-from jaxmlp.data import dataset_summary, download_dataset, format_summary
-from jaxmlp.runs import load_settings_data
-from jaxmlp.settings import Settings
-from jaxmlp.data.sources import get_spec, user_cache_dir
 from jaxmlp.outputs import check_outputs
+from jaxmlp.settings import Settings
 
 
 @app.command("download")
 @with_settings(["dataset"])
 def download(
     cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", help="Where to put the files (default: the user cache)."
+        None,
+        "--cache-dir",
+        help="Put the files in DIR/<dataset> (default: the user cache, ~/.cache/jaxmlp).",
     ),
     settings: dict[str, Any] | None = None,
 ) -> int:
@@ -30,9 +29,16 @@ def download(
     Mirrors are tried in order; JAXMLP_MNIST_MIRRORS or JAXMLP_FASHION_MNIST_MIRRORS
     (comma-separated base URLs) replace them.
     """
+    from jaxmlp.data import download_dataset
+    from jaxmlp.data.sources import user_cache_dir
+
     dataset = Settings(**(settings or {})).dataset
-    check_cache_files(dataset, cache_dir)
-    for name, status in download_dataset(dataset, cache_dir).items():
+    if cache_dir is not None:
+        directory, label = cache_dir / dataset, "--cache-dir"
+    else:
+        directory, label = user_cache_dir(dataset), "the data cache"
+    check_cache_files(dataset, directory, label)
+    for name, status in download_dataset(dataset, directory).items():
         action = (
             f"downloaded from {status.downloaded_from}"
             if status.downloaded_from
@@ -42,10 +48,10 @@ def download(
     return 0
 
 
-def check_cache_files(dataset: str, cache_dir: Path | None) -> None:
+def check_cache_files(dataset: str, directory: Path, label: str) -> None:
     """Checks the paths of the dataset's files in the cache before anything is fetched."""
-    directory = cache_dir if cache_dir is not None else user_cache_dir(dataset)
-    label = "--cache-dir" if cache_dir is not None else "the data cache"
+    from jaxmlp.data.sources import get_spec
+
     check_outputs({label: [directory / name for name in get_spec(dataset).files]})
 
 
@@ -56,6 +62,9 @@ def data_info(
     settings: dict[str, Any] | None = None,
 ) -> int:
     """Show the sizes and class counts of each split and where the data came from."""
+    from jaxmlp.data import dataset_summary, format_summary
+    from jaxmlp.runs import load_settings_data
+
     summary = dataset_summary(load_settings_data(Settings(**(settings or {}))))
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
     return 0

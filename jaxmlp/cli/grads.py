@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
 import typer
 
-from jaxmlp import gradcheck
 from jaxmlp.cli.app import app
 from jaxmlp.environment import require_backend
-from jaxmlp.model import INIT_SCHEMES, init_params, parse_sizes
 from jaxmlp.errors import ConfigError
 from jaxmlp.memory import check_elements
-from jaxmlp.settings import check_setting
+from jaxmlp.settings import SPECS, check_setting, parse_sizes
+
+if TYPE_CHECKING:
+    import jax
 
 MAX_PARAMETERS = 1 << 24
 """The most parameters a gradient check builds: 16.8 M, 134 MB a float64 copy."""
@@ -25,6 +25,9 @@ the batch (batch × the widths of all layers) twice per probed coordinate, all a
 
 def random_batch(key: jax.Array, batch_size: int, n_in: int, num_classes: int):
     """Inputs uniform in [0, 1) like pixels, labels uniform over the classes."""
+    import jax
+    import jax.numpy as jnp
+
     x_key, y_key = jax.random.split(key)
     x = jax.random.uniform(x_key, (batch_size, n_in), jnp.float32)
     y = jax.random.randint(y_key, (batch_size,), 0, num_classes)
@@ -69,7 +72,7 @@ def compare_grads(
         help="float64: pass if relative error ≤ 1e-10 vs jax.grad and ≤ 1e-6 vs finite "
         "differences; float32: ≤ 1e-5 and ≤ 1e-4. Finite differences always run in float64.",
     ),
-    init: str = typer.Option("normal", help=f"Initialisation: {', '.join(INIT_SCHEMES)}."),
+    init: str = typer.Option("normal", help=f"Initialisation: {', '.join(SPECS['init'].choices)}."),
     coords: int = typer.Option(20, help="Coordinates per parameter probed by finite differences."),
     dropout: float = typer.Option(0.0, help="Dropout rate of hidden layers (same masks for all)."),
     label_smoothing: float = typer.Option(
@@ -82,6 +85,11 @@ def compare_grads(
     Runs on random inputs, so it needs no data. Exit code 0 when every parameter passes,
     1 when any fails, 2 on bad arguments.
     """
+    import jax
+
+    from jaxmlp import gradcheck
+    from jaxmlp.model import init_params
+
     layer_widths = parse_sizes(sizes)
     check_arguments(layer_widths, batch_size, seed, coords, dropout, label_smoothing)
     require_backend()

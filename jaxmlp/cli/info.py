@@ -7,9 +7,10 @@ from typing import Any
 
 import typer
 
-from jaxmlp import parallel
 from jaxmlp.cli.app import app
+from jaxmlp.cli.startup import population_cpu_devices
 from jaxmlp.environment import require_backend
+from jaxmlp.settings import SPECS
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -25,26 +26,36 @@ def format_report(report: dict[str, Any]) -> str:
         f"(process {device['process_index']})"
         for device in report["devices"]
     ]
+    if report.get("sweep_cpu_devices"):
+        lines.append(
+            f"sweeps: {report['sweep_cpu_devices']} CPU devices (one per core, or "
+            "JAX_NUM_CPU_DEVICES), members spread over them"
+        )
     return "\n".join(lines)
 
 
 @app.command("info")
 def info_command(
     platform: str | None = typer.Option(
-        None, help=f"Start this backend: {', '.join(parallel.PLATFORMS)} (default: JAX's choice)."
+        None, help=f"Start this backend: {', '.join(SPECS['platform'].choices)} (default: JAX's choice)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> int:
-    """Show the jax/jaxlib versions, the backend, and every device with its process.
+    """Show the jax/jaxlib versions, the backend, and every device with its process (and,
+    on CPU, the devices a sweep starts: one per core).
 
     Exit code 0, or 2 when --platform (or JAX_PLATFORMS) names a backend that is not
     available here.
     """
+    from jaxmlp import parallel
+
     parallel.configure_backend(platform, None)
     if platform is None:
         require_backend()
     else:
         parallel.check_platform(platform)
     report = parallel.backend_report()
+    if report["backend"] == "cpu":
+        report["sweep_cpu_devices"] = population_cpu_devices()
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0

@@ -47,7 +47,7 @@ BOOLEAN_FLAGS = {
 UNSET_DEFAULTS = {
     "data_dir": "JAXMLP_DATA_DIR, cache, system, download",
     "limit": "all",
-    "devices": "1; all with several processes",
+    "devices": "1; a sweep on CPU: one per core; all with several processes",
     "platform": "JAX's choice",
     "matmul_precision": "JAX's default",
 }

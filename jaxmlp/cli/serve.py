@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 
 from jaxmlp.cli.app import app
-from jaxmlp.runs import class_names_of, load_image_classifier
-from jaxmlp.web import DigitLab, ServerInterrupted, make_server
 
 
 @app.command("serve")
@@ -26,9 +24,19 @@ def serve(
     BP1–BP4 for a label you pick. It takes SGD steps on your digit in
     memory; the checkpoint file is never written. Ctrl-C stops it.
     """
+    from jaxmlp.runs import class_names_of, load_image_classifier
+    from jaxmlp.web import DigitLab, ServerInterrupted, make_server
+    from jaxmlp.web.server import is_loopback
+
     model = load_image_classifier(checkpoint)
     lab = DigitLab(model.params, class_names_of(model), str(checkpoint))
     server = make_server(lab, host, port)
+    if not is_loopback(host):
+        typer.echo(
+            f"jaxmlp serve: warning: {host} is not a loopback address: anyone who can reach "
+            "this machine can use the page and train the network in memory",
+            err=True,
+        )
     try:
         typer.echo(f"Serving {checkpoint} at {server.url} (Ctrl-C stops)")
         server.serve_forever()

@@ -8,25 +8,15 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 
-from jaxmlp import plots, viz
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import DATA_SETTINGS, with_settings
 from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, InputFileError
-from jaxmlp.evaluation import evaluate_params, evaluation_report, predict_images
 from jaxmlp.files import atomic_write
-from jaxmlp.images import load_digit
 from jaxmlp.outputs import check_outputs
-from jaxmlp.runs import (
-    class_names_of,
-    load_image_classifier,
-    load_settings_data,
-    load_training_data,
-)
 from jaxmlp.settings import Settings
 
 MAX_SHOWN = 1000
@@ -98,10 +88,12 @@ def note_limit(model, examples: int, split: str) -> None:
         )
 
 
-def plot_files(
-    directory: Path | None, names: tuple[str, ...] = plots.ALL_PLOTS
-) -> list[Path] | None:
-    """The PNG files a plot directory receives (``None`` without a directory)."""
+def plot_files(directory: Path | None, names: tuple[str, ...] | None = None) -> list[Path] | None:
+    """The PNG files a plot directory receives (``names``: all plots; ``None`` without a
+    directory)."""
+    from jaxmlp import plots
+
+    names = plots.ALL_PLOTS if names is None else names
     return None if directory is None else [directory / name for name in names]
 
 
@@ -123,6 +115,12 @@ def evaluate(
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix on a split."""
+    import numpy as np
+
+    from jaxmlp import plots, viz
+    from jaxmlp.evaluation import evaluate_params, evaluation_report
+    from jaxmlp.runs import load_image_classifier, load_training_data
+
     if plot_dir is not None:
         plots.require_matplotlib()
     check_outputs({"--plot-dir": plot_files(plot_dir)})
@@ -180,6 +178,13 @@ def predict(
     cropped to the digit, scaled to fit 20×20 and centred by centre of mass
     in 28×28.
     """
+    import numpy as np
+
+    from jaxmlp import viz
+    from jaxmlp.evaluation import predict_images
+    from jaxmlp.images import load_digit
+    from jaxmlp.runs import class_names_of, load_image_classifier, load_training_data
+
     if images and index:
         raise ConfigError("give IMAGE files or --index, not both")
     if not images and not index:
@@ -234,6 +239,9 @@ def show(
     The terminal drawing uses Unicode half-blocks (two pixels a character):
     in gray levels where the terminal shows colour, else in black and white.
     """
+    from jaxmlp import viz
+    from jaxmlp.runs import load_settings_data
+
     check_outputs({"--out": out})
     data = load_settings_data(Settings(**(settings or {})))
     examples = split_of(data, split.value)
@@ -267,24 +275,25 @@ def plot(
 ) -> None:
     """Write PNG plots: learning curves, confusion matrix, weights, mistakes.
 
-    From a metrics file: learning_curves.png. From a checkpoint, also
-    confusion_matrix.png, first_layer_weights.png and misclassified.png
-    (evaluated on --split). Needs matplotlib, the 'plot' extra of jaxmlp.
+    From a metrics file: learning_curves.png; from a sweep's (--metrics-out of 'jaxmlp
+    sweep'), sweep_curves.png: every setting's mean validation accuracy with a min-max band
+    over its seeds. From a checkpoint, also confusion_matrix.png,
+    first_layer_weights.png and misclassified.png (evaluated on --split). Needs
+    matplotlib, the 'plot' extra of jaxmlp.
     """
+    import numpy as np
+
+    from jaxmlp import plots
+    from jaxmlp.evaluation import evaluate_params
+    from jaxmlp.runs import load_image_classifier, load_training_data
+
     plots.require_matplotlib()
     if not source.is_file():
         raise InputFileError(f"{source} does not exist or is not a file")
-    is_metrics_file = not zipfile.is_zipfile(source)
-    written_names = (plots.LEARNING_CURVES,) if is_metrics_file else plots.ALL_PLOTS
-    check_outputs({"--out-dir": plot_files(out_dir, written_names)})
-    if is_metrics_file:
-        written = [
-            plots.save_learning_curves(
-                plots.read_metrics_log(source), out_dir / plots.LEARNING_CURVES
-            )
-        ]
-        report_written(written)
+    if not zipfile.is_zipfile(source):
+        report_written([plot_metrics_file(source, out_dir)])
         return
+    check_outputs({"--out-dir": plot_files(out_dir)})
     require_backend()
     model = load_image_classifier(source)
     data = load_training_data(model, settings)
@@ -298,3 +307,19 @@ def plot(
         class_names=data.class_names,
     )
     report_written(written)
+
+
+def plot_metrics_file(source: Path, out_dir: Path) -> Path:
+    """Draws a metrics file: a sweep's settings as sweep_curves.png, else a run's
+    learning_curves.png; returns the file written."""
+    from jaxmlp import plots
+
+    records = plots.read_metrics_log(source)
+    if plots.is_sweep_log(records):
+        rows, labels = plots.sweep_log_rows(records, source)
+        path = out_dir / plots.SWEEP_CURVES
+        check_outputs({"--out-dir": path})
+        return plots.save_sweep_curves(rows, labels, path)
+    path = out_dir / plots.LEARNING_CURVES
+    check_outputs({"--out-dir": path})
+    return plots.save_learning_curves(records, path)

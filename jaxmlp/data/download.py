@@ -4,6 +4,11 @@ Each file is streamed to a temporary ``.part`` file beside its destination, hash
 the way, fsynced and renamed into place only when its SHA-256 matches; anything else
 removes the temporary file, so the cache never holds a file a later run would trust
 wrongly. Mirrors are tried in order, and all failing gives one line naming each.
+
+Each file a download puts in place is listed in the folder's :data:`DOWNLOADED_LIST`. A
+file there that fails verification is downloaded again only if that list names it and it
+is no other known dataset's file (a copy of our own, damaged since); any other (another
+dataset's file, a user's own) is never replaced, and the error says what it is.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jaxmlp import __version__
+from jaxmlp.data.identity import identify_file
 from jaxmlp.data.sources import DATA_DIR_ENV, get_spec, mirrors_for, user_cache_dir
 from jaxmlp.errors import DatasetError
 from jaxmlp.files import atomic_write
 
 CHUNK_BYTES = 1 << 20
+DOWNLOADED_LIST = ".jaxmlp-downloaded"
+"""The names of the files downloads put in a folder, one a line."""
 MAX_DOWNLOAD_BYTES = 128 << 20
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -85,7 +93,8 @@ def download_dataset(
         The status of each file, by file name.
 
     Raises:
-        DatasetError: A file could be fetched from no mirror, or the cache is unwritable.
+        DatasetError: A file could be fetched from no mirror, the cache is unwritable, or
+            it holds a file of that name that is not this dataset's.
     """
     spec = get_spec(name)
     directory = Path(cache_dir) if cache_dir is not None else user_cache_dir(name)
@@ -98,11 +107,42 @@ def download_dataset(
         if is_verified(path, checksums[file_name]):
             statuses[file_name] = FileStatus(path, None)
             continue
+        refuse_foreign_file(path, spec.name)
         url = fetch_from_mirrors(
             file_name, urls, path, checksums[file_name], timeout, show_progress
         )
+        record_download(directory, file_name)
         statuses[file_name] = FileStatus(path, url)
     return statuses
+
+
+def downloaded_names(directory: Path) -> set[str]:
+    """The files that downloads put in ``directory``, as its :data:`DOWNLOADED_LIST` says."""
+    try:
+        return set((directory / DOWNLOADED_LIST).read_text().split())
+    except (OSError, UnicodeDecodeError):
+        return set()
+
+
+def record_download(directory: Path, file_name: str) -> None:
+    """Adds ``file_name`` to the folder's :data:`DOWNLOADED_LIST`."""
+    names = sorted(downloaded_names(directory) | {file_name})
+    with atomic_write(directory / DOWNLOADED_LIST) as file:
+        file.write("".join(f"{name}\n" for name in names).encode())
+
+
+def refuse_foreign_file(path: Path, dataset: str) -> None:
+    """Raises DatasetError unless ``path`` is absent or a damaged copy a download put there."""
+    if not os.path.lexists(path):
+        return
+    known = identify_file(path) if path.is_file() else None
+    if known is None and path.name in downloaded_names(path.parent):
+        return
+    what = f"is {known.describe()}" if known is not None else "is not the official file"
+    raise DatasetError(
+        f"{path} {what}; a download never replaces a file it did not put there: move it "
+        f"away, or download {dataset} into another --cache-dir"
+    )
 
 
 def fetch_from_mirrors(

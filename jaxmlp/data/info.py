@@ -12,6 +12,7 @@ def dataset_summary(dataset: Dataset) -> dict[str, Any]:
     return {
         "dataset": dataset.name,
         "source": dataset.source,
+        "files": dataset.identity,
         "image_shape": list(dataset.image_shape),
         "num_classes": dataset.num_classes,
         "class_names": list(dataset.class_names),
@@ -25,6 +26,12 @@ def dataset_summary(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def identity_note(summary: dict[str, Any]) -> str:
+    """``" (unrecognised files)"``, or nothing when the files are the dataset's own."""
+    files = summary.get("files")
+    return "" if files is None or files == summary["dataset"] else f" ({files})"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """Renders :func:`dataset_summary` as an aligned table, one row per split."""
     rows, cols = summary["image_shape"]
@@ -36,7 +43,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = [
-        f"dataset: {summary['dataset']}",
+        f"dataset: {summary['dataset']}" + identity_note(summary),
         f"source:  {summary['source']}",
         f"images:  {rows}x{cols}, {summary['num_classes']} classes",
         "",

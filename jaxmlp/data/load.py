@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxmlp.data import cache
 from jaxmlp.data.download import download_dataset, is_verified
+from jaxmlp.data.identity import check_identity
 from jaxmlp.data.idx import read_idx_pair
 from jaxmlp.data.seed_pickle import load_seed_pickle
 from jaxmlp.data.sources import (
@@ -65,11 +67,13 @@ def load_dataset(
     check_val_size(val_size, OFFICIAL_TRAIN_SIZE)
     check_limit(limit)
     location, source = locate_dataset(spec, data_dir, download, data_dir_origin)
+    identity = None
     if isinstance(location, Path):
         train, test = read_seed_pickle_splits(location)
     else:
-        train = read_idx_pair(location["train_images"], location["train_labels"])
-        test = read_idx_pair(location["test_images"], location["test_labels"])
+        identity = check_identity(spec, location, str(location["train_images"].parent))
+        train = cache.read_pair(location["train_images"], location["train_labels"], decode_pair)
+        test = cache.read_pair(location["test_images"], location["test_labels"], decode_pair)
     train_split, validation_split = split_train_validation(*train, val_size)
     return Dataset(
         name=spec.name,
@@ -78,6 +82,7 @@ def load_dataset(
         test=finish_split(Split(*test), limit),
         source=source,
         class_names=spec.class_names,
+        identity=identity,
     )
 
 
@@ -119,6 +124,12 @@ def read_seed_pickle_splits(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], 
     is the last 10,000 official training images, so train + validation restores it."""
     (train_x, train_y), (val_x, val_y), test = load_seed_pickle(path)
     return (np.concatenate([train_x, val_x]), np.concatenate([train_y, val_y])), test
+
+
+def decode_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Reads an IDX pair as float32 images in [0, 1] and int32 labels (what is cached)."""
+    images, labels = read_idx_pair(images_path, labels_path)
+    return pixels_to_unit(images), labels.astype(np.int32)
 
 
 def finish_split(split: Split, limit: int | None) -> Split:

@@ -38,6 +38,9 @@ class Dataset:
     source: str
     class_names: tuple[str, ...]
     image_shape: tuple[int, int] = IMAGE_SHAPE
+    identity: str | None = None
+    """What the files were recognised as (see :mod:`jaxmlp.data.identity`); None for a
+    seed pickle."""
 
     @property
     def num_classes(self) -> int:
