@@ -32,14 +32,16 @@ from typing import Any
 
 from jaxmlp import search
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
-from jaxmlp.settings import Settings, program_of, shown
+from jaxmlp.settings import Settings
 from jaxmlp.sweep import (
     MemberResult,
     SweepOutcome,
     grid_from_flags,
     parse_axis,
     percent,
+    program_of,
     row_key,
+    shown,
     takes_list,
 )
 from jaxmlp.train import FitState, Trainer, prepare, split_records
