@@ -63,7 +63,8 @@ def row_bytes(tree, row: int):
 def test_halving_stops_the_worst_and_its_survivors_are_their_unhalved_runs(dataset):
     members = [small(lr=lr, seed=i) for i, lr in enumerate(LRS)]
     full_trainer = train.prepare(members, dataset)
-    full = train.fit(full_trainer)
+    fitted = train.fit(full_trainer)
+    full, tests = fitted.progress, fitted.tests
     plan = search.resolve_search("halving", 4, eta=2, rungs="1,2")
     events = []
     halved = search_loop.run_halving(members, dataset, plan, on_event=events.append)
@@ -95,7 +96,7 @@ def test_halving_stops_the_worst_and_its_survivors_are_their_unhalved_runs(datas
         full_trainer.member_state(full.state, best)
     ), "the best survivor's parameters and optimizer state are bit-identical"
     for index in kept:
-        assert halved.results[index].test_accuracy == full.tests[index]["test_accuracy"]
+        assert halved.results[index].test_accuracy == tests[index]["test_accuracy"]
 
 
 def test_search_refuses_members_of_several_programs(dataset):
