@@ -252,9 +252,18 @@ def format_spread(values: dict[str, float | None]) -> list[str]:
     return [f"{percent(values['mean'])}{sd}", percent(values["min"]), percent(values["max"])]
 
 
-def format_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
-    """The sweep's table: one row per setting, best validation accuracy first."""
-    header = [*columns, "val mean ± sd", "min", "max", "test mean ± sd", "min", "max", "runs"]
+def format_table(
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    extra: Mapping[str, Callable[[Row], str]] | None = None,
+) -> str:
+    """The sweep's table: one row per setting, best validation accuracy first.
+
+    ``extra``: more columns before ``runs``, header → the cell of a row.
+    """
+    extra = extra or {}
+    header = [*columns, "val mean ± sd", "min", "max", "test mean ± sd", "min", "max", *extra]
+    header.append("runs")
     lines = []
     for row in rows:
         diverged = sum(member.diverged is not None for member in row.members)
@@ -263,6 +272,7 @@ def format_table(rows: Sequence[Row], columns: Sequence[str]) -> str:
             [shown(getattr(row.settings, name)) for name in columns]
             + format_spread(spread(row.accuracies("val")))
             + format_spread(spread(row.accuracies("test")))
+            + [cell(row) for cell in extra.values()]
             + [runs]
         )
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines)]
@@ -419,6 +429,9 @@ class SweepOptions:
       run_dir: the run directory that keeps the sweep (see :mod:`jaxmlp.run_dir`).
       overwrite: replace an earlier sweep's outputs.
       argv: the command line, for the run's record.
+      method: ``--search``: ``grid``, ``random``, ``halving`` or ``pbt``.
+      search: the search flags (``runs``, ``search_seed``, ``eta``, ``rungs``, ``ready``,
+        ``truncation``, ``perturb``, ``resample``; absent or ``None``: not given).
     """
 
     preset: str = "seed"
@@ -431,6 +444,8 @@ class SweepOptions:
     run_dir: Path | None = None
     overwrite: bool = False
     argv: tuple[str, ...] | None = None
+    method: str = "grid"
+    search: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def sweep_from_options(
@@ -442,20 +457,28 @@ def sweep_from_options(
     """Runs ``jaxmlp sweep``: prints the table (or JSON); returns the report.
 
     ``note`` prints notices and, with ``--json``, the closing line (default: standard error).
+    ``options.method`` chooses how the members are found and trained: a grid (every
+    member to the end, one population per program), random search (members drawn from
+    distributions, then as a grid), successive halving or PBT (one population, acting
+    between epochs: :mod:`jaxmlp.search_loop`).
 
     Raises:
-      ConfigError: a bad grid or output path, a grid that does not fit in memory.
+      ConfigError: a bad grid, search or output path, a grid that does not fit in memory.
       OutputPathError: an output would replace an earlier one without ``overwrite``.
       TrainingInterrupted: Ctrl-C, after the table of what was complete.
     """
     import jax
 
-    from jaxmlp import keeping, memory, parallel, plots, runs
+    from jaxmlp import keeping, memory, parallel, plots, runs, search_loop
     from jaxmlp.outputs import check_outputs
 
     note = note or (lambda line: print(line, file=sys.stderr))
-    members, axes = grid_from_flags(options.preset, options.given)
+    members, axes, distributions, plan = search_loop.members_from_flags(
+        options.preset, options.given, options.method, options.search
+    )
     first = members[0]
+    if plan.method in search_loop.ONE_POPULATION and first.devices is not None:
+        raise ConfigError(f"--search {plan.method} trains on one device; leave out --devices")
     metrics_out, save_best, plot_dir = keeping.plan_sweep_outputs(
         run_dir=options.run_dir, metrics_out=options.metrics_out, save_best=options.save_best,
         plot_dir=options.plot_dir, overwrite=options.overwrite,
@@ -471,7 +494,8 @@ def sweep_from_options(
     needed, largest = max((memory.run_bytes(members[g[0]], members=len(g)), len(g)) for g in groups)
     memory.check_fits_memory(needed, f"a population of {largest} runs")
     layout = parallel.setup(
-        first, parallel.ClusterOptions(), members=max(map(len, groups)), spread_members=True
+        first, parallel.ClusterOptions(), members=max(map(len, groups)),
+        spread_members=plan.method not in search_loop.ONE_POPULATION,
     )
     devices = 1 if layout is None else layout.num_devices
     say = (lambda line: None) if options.quiet or options.as_json else echo
@@ -482,6 +506,7 @@ def sweep_from_options(
         f"program{'s' * (len(groups) > 1)} on {devices} {jax.default_backend()} "
         f"device{'s' * (devices > 1)}; memory estimate {memory.mebibytes(needed)}"
         + "".join(f"; {name} {shown_values(values)}" for name, values in axes.items())
+        + search_loop.plan_text(plan, distributions)
     )
     dataset = runs.load_settings_data(first) if dataset is None else dataset
     keeper = None
@@ -490,31 +515,55 @@ def sweep_from_options(
         keeper.start(dataset, options.overwrite)
     clock = [time.perf_counter()]
 
-    def on_epoch(number, programs, group, progress):
-        now = time.perf_counter()
-        say(progress_line(number, programs, members[group[0]].epochs, progress, now - clock[0]))
+    def lap() -> float:
+        now, then = time.perf_counter(), clock[0]
         clock[0] = now
+        return now - then
+
+    def on_epoch(number, programs, group, progress):
+        say(progress_line(number, programs, members[group[0]].epochs, progress, lap()))
+
+    def on_search_epoch(running, outcome):
+        say(search_loop.progress_line(first.epochs, running, outcome, lap()))
+
+    def on_event(event):
+        for line in search_loop.event_lines(event):
+            say(line)
 
     began = time.perf_counter()
     interrupted = None
-    with runs.metrics_sink(metrics_out, sweep_start_record(members, axes, dataset), []) as write:
+    start = sweep_start_record(members, axes, dataset)
+    start["search"] = search_loop.plan_record(plan, distributions)
+    with runs.metrics_sink(metrics_out, start, []) as write:
 
         def write_member(record):
+            if "member" not in record:
+                write(record)
+                return
             member = members[record["member"]]
             chosen = {name: member.to_dict()[name] for name in [*columns, "seed"]}
-            write({**record, "settings": chosen})
-            if keeper is not None:
+            write({**record, "settings": {**chosen, **record.get("values", {})}})
+            if keeper is not None and record.get("event", "epoch") in ("epoch", "test"):
                 keeper.member_record(record)
 
+        hooks = {"on_epoch": on_search_epoch, "on_event": on_event, "write": write_member}
         try:
-            outcome = run_sweep(
-                members, dataset, devices=first.devices, on_epoch=on_epoch, write=write_member
-            )
+            if plan.method == "halving":
+                outcome = search_loop.run_halving(members, dataset, plan, **hooks)
+            elif plan.method == "pbt":
+                outcome = search_loop.run_pbt(members, dataset, plan, distributions, **hooks)
+            else:
+                outcome = run_sweep(
+                    members, dataset, devices=first.devices, on_epoch=on_epoch, write=write_member
+                )
         except TrainingInterrupted as error:
             interrupted, outcome = error, error.progress
     seconds = time.perf_counter() - began
+    final = getattr(outcome, "members", None) or members
+    columns = varying(final)
     done = [index for index, result in enumerate(outcome.results) if result is not None]
-    rows = make_rows([members[i] for i in done], [outcome.results[i] for i in done])
+    rows = make_rows([final[i] for i in done], [outcome.results[i] for i in done])
+    network_epochs = sum(len(history) for history in outcome.histories)
     report = {
         "rows": [row.to_dict() for row in rows],
         "runs": len(members),
@@ -522,25 +571,39 @@ def sweep_from_options(
         "devices": devices,
         "seconds": seconds,
         "interrupted": outcome.interrupted,
+        "search": search_loop.search_report(plan, distributions, outcome, network_epochs),
     }
-    table = format_table(rows, columns)
+    halving = plan.method == "halving"
+    table = format_table(
+        rows, columns, search_loop.epochs_column(final, outcome.histories) if halving else None
+    )
     if options.as_json:
         echo(json.dumps(report, indent=2))
     else:
         echo(table)
-        say(f"{len(done)} runs in {seconds:.1f} s ({seconds / max(len(done), 1):.2f} s a run)")
+        say(
+            f"{len(done)} runs in {seconds:.1f} s ({seconds / max(len(done), 1):.2f} s a run); "
+            f"{network_epochs} network-epochs"
+        )
+        if plan.method == "pbt" and outcome.best is not None:
+            index = outcome.best[1]
+            schedule = search_loop.schedule_text(outcome.schedules[index])
+            say(f"Best member {index}'s values by epoch: {schedule}")
     best = None
     if save_best is not None and outcome.best is not None:
         value, index, trainer, state, slot = outcome.best
-        best = {"member": index, "val_accuracy": value, "settings": members[index].to_dict()}
-        save_member(save_best, keeping.kept(members[index]), trainer.member_state(state, slot),
-                    outcome.histories[index])
+        best = {"member": index, "val_accuracy": value, "settings": final[index].to_dict()}
+        history = (
+            outcome.checkpoint_history(index) if plan.method == "pbt" else outcome.histories[index]
+        )
+        save_member(save_best, keeping.kept(final[index]), trainer.member_state(state, slot),
+                    history)
         if keeper is None:
             say(f"saved the best run (validation {percent(value)}%) to {save_best}")
     if plot_path is not None:
         curves: dict[tuple, list] = {}
         for index in done:
-            curves.setdefault(row_key(members[index]), []).append(outcome.histories[index])
+            curves.setdefault(row_key(final[index]), []).append(outcome.histories[index])
         labels = [
             ", ".join(f"{name} {getattr(row.settings, name)}" for name in columns) or "all runs"
             for row in rows

@@ -1,4 +1,5 @@
-"""Smoke tests of scripts/bench.py and scripts/reproduce_seed.py (no timing targets)."""
+"""Smoke tests of scripts/bench.py, scripts/reproduce_seed.py and scripts/compare_search.py
+(no timing targets)."""
 
 from __future__ import annotations
 
@@ -160,3 +161,14 @@ def test_reproduce_seed_rejects_bad_seeds(capsys):
     with pytest.raises(SystemExit) as exit_info:
         reproduce_seed.main(["--seeds", "0,x"])
     assert exit_info.value.code == 2
+
+
+def test_compare_search_counts_compute_until_the_target():
+    compare_search = load_script("compare_search")
+    halving = [[{"val_accuracy": v} for v in values]
+               for values in ([0.5, 0.7, 0.9], [0.6, 0.8], [0.4], [0.3])]
+    curve = compare_search.compute_curve(halving)
+    assert curve == [(4, 0.6), (6, 0.8), (7, 0.9)], "each epoch adds the members that trained it"
+    assert compare_search.reached(curve, 0.8) == 6 and compare_search.reached(curve, 0.95) is None
+    members = compare_search.halving_members(81, (1, 3), 9, 3)
+    assert members == 33 and compare_search.search.halving_network_epochs(34, (1, 3), 9, 3) > 81

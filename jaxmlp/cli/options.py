@@ -76,7 +76,10 @@ def setting_parameter(name: str, *, as_list: bool = False) -> inspect.Parameter:
     help_text = spec.help
     if as_list:
         annotation: Any = Optional[str]
-        help_text += " A comma list (integers also a range, 0-4) makes a grid axis."
+        help_text += (
+            " A comma list (integers also a range, 0-4) makes a grid axis; LOW..HIGH[:log] or"
+            " A,B:choice a distribution (--search)."
+        )
         declarations: tuple[str, ...] = (flag_name(name),)
     elif name in BOOLEAN_FLAGS:
         annotation, declarations = Optional[bool], (BOOLEAN_FLAGS[name],)
