@@ -15,6 +15,7 @@ optimizer starts from. The optimizer state is stored as its flat list of leaves.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import zipfile
@@ -113,7 +114,9 @@ def read_meta(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     if meta["num_layers"] < 1:
         raise ValueError("it has no layers")
     if len(meta.get("metrics", ())) != meta["epoch"]:
-        raise ValueError(f"it holds epoch {meta['epoch']} but {len(meta.get('metrics', ()))} epoch records")
+        raise ValueError(
+            f"it holds epoch {meta['epoch']} but {len(meta.get('metrics', ()))} epoch records"
+        )
     metrics = meta.get("metrics")
     if not isinstance(metrics, list) or not all(isinstance(r, dict) for r in metrics):
         raise ValueError("its metrics are not a list of records")
@@ -142,9 +145,11 @@ def read_params(arrays: dict[str, np.ndarray], settings: Settings, num_layers: i
     """The parameters, each array checked against the settings' layer sizes."""
     sizes = settings.sizes
     if num_layers != len(sizes) - 1:
-        raise ValueError(f"it has {num_layers} layers, its settings' sizes {sizes} need {len(sizes) - 1}")
+        raise ValueError(
+            f"it has {num_layers} layers, its settings' sizes {sizes} need {len(sizes) - 1}"
+        )
     layers = []
-    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for index, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         w, b = arrays.get(f"params/{index}/w"), arrays.get(f"params/{index}/b")
         if w is None or b is None:
             raise ValueError(f"layer {index + 1}'s parameters are missing")

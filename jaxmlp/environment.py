@@ -50,8 +50,7 @@ def check_cpu_device_count(value: str | None) -> None:
     count = int(value) if value.strip().isdigit() else None
     if count is None or not 1 <= count <= MAX_CPU_DEVICES:
         raise EnvironmentVariableError(
-            f"JAX_NUM_CPU_DEVICES must be a whole number from 1 to {MAX_CPU_DEVICES}, "
-            f"got {value!r}"
+            f"JAX_NUM_CPU_DEVICES must be a whole number from 1 to {MAX_CPU_DEVICES}, got {value!r}"
         )
 
 

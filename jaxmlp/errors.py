@@ -6,7 +6,6 @@ The CLI prints any :class:`JaxmlpError` as one line (no traceback) and exits wit
 
 from __future__ import annotations
 
-
 INTERRUPTED_EXIT_CODE = 130
 """Ctrl-C, as shells report a process ended by SIGINT."""
 

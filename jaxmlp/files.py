@@ -197,7 +197,7 @@ def line_appender(path: Path) -> Iterator[Callable[[bytes], None]]:
     """
     path = Path(path)
     try:
-        file = open(path, "ab", buffering=0)
+        file = open(path, "ab", buffering=0)  # noqa: SIM115 - the with-block below closes it
     except OSError as error:
         raise naming(path, error) from None
     with file:

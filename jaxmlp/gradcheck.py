@@ -184,7 +184,7 @@ def finite_difference_gradient(
 
 def sample_coordinates(key: jax.Array, sizes: list[int], count: int) -> list[np.ndarray]:
     """Up to ``count`` distinct coordinates of each leaf, as offsets into the flat vector."""
-    offsets = np.cumsum([0] + sizes[:-1])
+    offsets = np.cumsum([0, *sizes[:-1]])
     keys = jax.random.split(key, len(sizes))
     return [
         offset + np.asarray(jax.random.choice(k, size, (min(count, size),), replace=False))
@@ -235,7 +235,10 @@ def compare_gradients(
     tolerances = TOLERANCES[dtype]
     mask_key, coordinate_key = jax.random.split(key)
     with jax.enable_x64(True), jax.default_matmul_precision("highest"):
-        cast = lambda tree, kind: jax.tree.map(lambda leaf: jnp.asarray(leaf, kind), tree)
+
+        def cast(tree, kind):
+            return jax.tree.map(lambda leaf: jnp.asarray(leaf, kind), tree)
+
         params64, x64 = cast(params, jnp.float64), jnp.asarray(x, jnp.float64)
         params_d, x_d = cast(params, dtype), jnp.asarray(x, dtype)
         masks64 = dropout_masks(mask_key, params64, (x64.shape[0],), dropout)
@@ -248,8 +251,12 @@ def compare_gradients(
 
         manual = jax.tree.leaves(jax.jit(manual_grad_fn)(params_d, x_d, y_d, masks_d))
         autodiff = jax.tree.leaves(jax.jit(backprop.autodiff_grad)(params_d, x_d, y_d, masks_d))
-        loss_fn = lambda p: loss(p, x64, y64, masks64)
-        pattern_fn = lambda p: relu_pattern(p, x64, masks64)
+
+        def loss_fn(p):
+            return loss(p, x64, y64, masks64)
+
+        def pattern_fn(p):
+            return relu_pattern(p, x64, masks64)
 
         sizes = [leaf.size for leaf in manual]
         chosen = sample_coordinates(coordinate_key, sizes, coordinates)
@@ -258,7 +265,7 @@ def compare_gradients(
         )
         noise = FINITE_DIFFERENCE_NOISE * max(1.0, abs(float(loss_fn(params64))))
         bounds = np.cumsum([0] + [len(c) for c in chosen])
-        offsets = np.cumsum([0] + sizes[:-1])
+        offsets = np.cumsum([0, *sizes[:-1]])
         checks = []
         for leaf_index, ((layer, name), g_manual, g_auto) in enumerate(
             zip(parameter_names(params), manual, autodiff)
@@ -283,7 +290,7 @@ def compare_gradients(
                 )
             )
     return GradCheckReport(
-        sizes=(params[0].w.shape[1],) + tuple(layer.w.shape[0] for layer in params),
+        sizes=(params[0].w.shape[1], *tuple(layer.w.shape[0] for layer in params)),
         batch_size=int(x.shape[0]),
         dtype=dtype,
         dropout=dropout,
@@ -311,7 +318,9 @@ def format_report(report: GradCheckReport) -> str:
     for check in report.checks:
         auto, fd = check.autodiff, check.finite_differences
         fd_relative = f"{fd.relative:14.2e}" if fd.reference_norm > fd.atol else f"{'(g≈0)':>14}"
-        skipped = f" ({fd.skipped} of {fd.coordinates + fd.skipped} at a ReLU kink)" if fd.skipped else ""
+        skipped = (
+            f" ({fd.skipped} of {fd.coordinates + fd.skipped} at a ReLU kink)" if fd.skipped else ""
+        )
         lines.append(
             f"{check.name}{check.layer:<5} {'x'.join(map(str, check.shape)):>11}"
             f"  {auto.relative:11.2e} {auto.max_abs:9.2e}  {fd_relative}"

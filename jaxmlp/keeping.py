@@ -105,8 +105,10 @@ def plan_outputs(
 def check_plan(plan: OutputPlan, *, run_dir_given: Path | None, overwrite: bool) -> None:
     """:func:`check_outputs` on every file, then the refusal to replace earlier outputs."""
     if plan.run_dir is not None:
-        names = [plan.run_dir / name for name in (layout.CONFIG, layout.RECORD, layout.LAST,
-                                                   layout.BEST, layout.METRICS)]
+        names = [
+            plan.run_dir / name
+            for name in (layout.CONFIG, layout.RECORD, layout.LAST, layout.BEST, layout.METRICS)
+        ]
         check_outputs({"--run-dir": names})
     else:
         check_outputs({"--save": plan.checkpoint, "--metrics-out": plan.metrics})
@@ -114,8 +116,10 @@ def check_plan(plan: OutputPlan, *, run_dir_given: Path | None, overwrite: bool)
         return
     resuming = plan.resume is not None
     check_not_replacing(
-        {"--save": plan.checkpoint if plan.run_dir is None else None,
-         "--metrics-out": plan.metrics if plan.run_dir is None and not resuming else None},
+        {
+            "--save": plan.checkpoint if plan.run_dir is None else None,
+            "--metrics-out": plan.metrics if plan.run_dir is None and not resuming else None,
+        },
         {"--run-dir": run_dir_given},
         overwrite=overwrite,
     )
@@ -308,11 +312,16 @@ class RunKeeper:
             if self.saved is not None:
                 parts.append(f"{layout.LAST} (epoch {self.saved[1]})")
             if self.best is not None and plan.best is not None and plan.best.exists():
-                parts.append(f"{layout.BEST} (epoch {self.best['epoch']}, validation "
-                             f"{100 * self.best['val_accuracy']:.2f}%)")
+                parts.append(
+                    f"{layout.BEST} (epoch {self.best['epoch']}, validation "
+                    f"{100 * self.best['val_accuracy']:.2f}%)"
+                )
             parts.append(layout.METRICS)
-            parts += [f"{name}/" for name in (layout.EVENTS, layout.PLOTS)
-                      if (plan.run_dir / name).is_dir()]
+            parts += [
+                f"{name}/"
+                for name in (layout.EVENTS, layout.PLOTS)
+                if (plan.run_dir / name).is_dir()
+            ]
             return f"wrote {plan.run_dir}: {', '.join(parts)}"
         parts = []
         if self.saved is not None:
@@ -332,7 +341,6 @@ def check_early_stop(patience: int | None, settings: Settings) -> None:
         raise ConfigError(
             "--early-stop watches validation accuracy, but --val-size is 0 (no validation split)"
         )
-
 
 
 class SweepKeeper:
@@ -392,8 +400,9 @@ class SweepKeeper:
 
             name = member_run_name(index, self.members[index], self.columns)
             try:
-                self.events[index] = RunEvents(self.run_dir / layout.EVENTS / name,
-                                               self.members[index])
+                self.events[index] = RunEvents(
+                    self.run_dir / layout.EVENTS / name, self.members[index]
+                )
             except MissingDependencyError as missing:
                 self.note(f"note: no TensorBoard events: {missing}")
                 self.tensorboard = False
@@ -415,8 +424,9 @@ class SweepKeeper:
             final=final,
             ended=None if status == "running" else layout.now_text(),
         )
-        record["axes"] = {name: [str(value) for value in values]
-                          for name, values in self.axes.items()}
+        record["axes"] = {
+            name: [str(value) for value in values] for name, values in self.axes.items()
+        }
         record["runs"] = len(self.members)
         layout.write_json(self.run_dir / layout.RECORD, record)
         return record
@@ -428,16 +438,24 @@ class SweepKeeper:
         layout.write_text(self.run_dir / layout.TABLE_TEXT, table + "\n")
         layout.write_json(self.run_dir / layout.TABLE_JSON, report)
         status = "interrupted" if report.get("interrupted") else "finished"
-        self.write_record(status, {"best": best, "runs": report.get("runs"),
-                                   "seconds": report.get("seconds"),
-                                   "interrupted": report.get("interrupted")})
+        self.write_record(
+            status,
+            {
+                "best": best,
+                "runs": report.get("runs"),
+                "seconds": report.get("seconds"),
+                "interrupted": report.get("interrupted"),
+            },
+        )
 
     def summary(self, best: Mapping[str, Any] | None) -> str:
         """One line saying what was written where."""
         parts = [layout.CONFIG, layout.RECORD, layout.TABLE_TEXT, layout.TABLE_JSON]
         if best is not None and (self.run_dir / layout.BEST).exists():
-            parts.append(f"{layout.BEST} (member {best['member']}, validation "
-                         f"{100 * best['val_accuracy']:.2f}%)")
+            parts.append(
+                f"{layout.BEST} (member {best['member']}, validation "
+                f"{100 * best['val_accuracy']:.2f}%)"
+            )
         parts.append(layout.METRICS)
         events = self.run_dir / layout.EVENTS
         if events.is_dir():
@@ -470,8 +488,15 @@ def plan_sweep_outputs(
       OutputPathError: as :func:`plan_outputs`.
     """
     if run_dir is not None:
-        given = [flag for flag, value in (("--metrics-out", metrics_out),
-                 ("--save-best", save_best), ("--plot-dir", plot_dir)) if value is not None]
+        given = [
+            flag
+            for flag, value in (
+                ("--metrics-out", metrics_out),
+                ("--save-best", save_best),
+                ("--plot-dir", plot_dir),
+            )
+            if value is not None
+        ]
         if given:
             raise ConfigError(
                 f"give --run-dir or {given[0]}, not both: a sweep's run directory keeps its "
@@ -479,9 +504,21 @@ def plan_sweep_outputs(
             )
         metrics_out, save_best = run_dir / layout.METRICS, run_dir / layout.BEST
         plot_dir = run_dir / layout.PLOTS
-        check_outputs({"--run-dir": [run_dir / name for name in (
-            layout.CONFIG, layout.RECORD, layout.TABLE_TEXT, layout.TABLE_JSON, layout.BEST,
-            layout.METRICS)]})
+        check_outputs(
+            {
+                "--run-dir": [
+                    run_dir / name
+                    for name in (
+                        layout.CONFIG,
+                        layout.RECORD,
+                        layout.TABLE_TEXT,
+                        layout.TABLE_JSON,
+                        layout.BEST,
+                        layout.METRICS,
+                    )
+                ]
+            }
+        )
         check_not_replacing(directories={"--run-dir": run_dir}, overwrite=overwrite)
     else:
         check_not_replacing(

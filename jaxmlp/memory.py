@@ -10,6 +10,7 @@ with the estimate in the message, instead of failing minutes later.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 
@@ -26,7 +27,7 @@ SHUFFLE_COPIES = 3
 
 def parameter_count(sizes: Sequence[int]) -> int:
     """Weights and biases of a network of layer widths ``sizes``."""
-    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes))
 
 
 def training_bytes(

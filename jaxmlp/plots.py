@@ -119,8 +119,8 @@ def read_metrics_log(path: str | os.PathLike) -> list[dict[str, Any]]:
 def check_metrics_record(record: dict[str, Any], where: str) -> dict[str, Any]:
     """Returns ``record`` if the fields that are plotted have the types plotting needs: an
     ``event`` string (``"epoch"`` when absent), a whole-number ``epoch`` of at least 1 in
-    epoch records, and finite numbers (or ``null``) in :data:`METRIC_FIELDS`. Records of other events
-    (a run's header, say) are not looked into.
+    epoch records, and finite numbers (or ``null``) in :data:`METRIC_FIELDS`. Records of other
+    events (a run's header, say) are not looked into.
 
     Raises:
         InputFileError: ``where`` (the file and line, say), the field and the bad value.
@@ -217,7 +217,9 @@ def save_learning_curves(records: Sequence[dict[str, Any]], path: str | os.PathL
 
 
 def save_sweep_curves(
-    rows: Sequence[Sequence[Sequence[dict[str, Any]]]], labels: Sequence[str], path: str | os.PathLike
+    rows: Sequence[Sequence[Sequence[dict[str, Any]]]],
+    labels: Sequence[str],
+    path: str | os.PathLike,
 ) -> Path:
     """Validation accuracy per epoch of each setting of a sweep: the mean over its runs as a
     line, the runs' minimum to maximum as a band. The first :data:`SWEEP_ROWS_DRAWN` rows
@@ -234,11 +236,17 @@ def save_sweep_curves(
         if not epochs:
             continue
         values = np.array(
-            [[record["val_accuracy"] for record in history[:epochs]] for history in histories if history]
+            [
+                [record["val_accuracy"] for record in history[:epochs]]
+                for history in histories
+                if history
+            ]
         )
         x = np.arange(1, epochs + 1)
         (line,) = axes.plot(x, values.mean(axis=0), "-o", markersize=3, label=label)
-        axes.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+        axes.fill_between(
+            x, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2
+        )
     title = "Validation accuracy: mean over seeds, band from min to max"
     if len(rows) > SWEEP_ROWS_DRAWN:
         title += f"\n(the {SWEEP_ROWS_DRAWN} best of {len(rows)} settings)"

@@ -50,9 +50,7 @@ AUTOMATIC = "auto"
 RUNS_ROOT = Path("runs")
 
 
-def automatic_run_dir(
-    now: datetime.datetime | None = None, root: Path = RUNS_ROOT
-) -> Path:
+def automatic_run_dir(now: datetime.datetime | None = None, root: Path = RUNS_ROOT) -> Path:
     """A new directory name under ``root`` from the local time: ``runs/2026-11-29_20-15-03``,
     with ``-2``, ``-3``, … when that exists."""
     now = now or datetime.datetime.now()

@@ -228,9 +228,7 @@ def draw_points(
     seeded by ``search_seed``: a point does not depend on the order of the flags.
     """
     rng = np.random.default_rng([search_seed, 0])
-    columns = {
-        name: distributions[name].draw(rng, runs) for name in SPECS if name in distributions
-    }
+    columns = {name: distributions[name].draw(rng, runs) for name in SPECS if name in distributions}
     return [{name: column[i] for name, column in columns.items()} for i in range(runs)]
 
 
@@ -312,8 +310,14 @@ def resolve_search(
     """
     if method not in METHODS:
         raise ConfigError(f"must be one of {', '.join(METHODS)}, got {method!r}", "search")
-    given = {"eta": eta, "rungs": rungs, "ready": ready, "truncation": truncation,
-             "perturb": perturb, "resample": resample}
+    given = {
+        "eta": eta,
+        "rungs": rungs,
+        "ready": ready,
+        "truncation": truncation,
+        "perturb": perturb,
+        "resample": resample,
+    }
     for other, flags in METHOD_FLAGS.items():
         for flag in flags:
             if given[flag] is not None and method != other:
@@ -537,8 +541,9 @@ def exploits_of(
     """The copies one exploit step made (members whose source is another); ``before``
     and ``after``: every member's values before and after the step."""
     return [
-        Exploit(epoch, index, int(source), dict(before[index]), dict(before[source]),
-                dict(after[index]))
+        Exploit(
+            epoch, index, int(source), dict(before[index]), dict(before[source]), dict(after[index])
+        )
         for index, source in enumerate(sources)
         if source != index
     ]

@@ -287,9 +287,7 @@ def rung(running: Running, outcome: SearchOutcome, eta: int, write: Callable) ->
     }
     outcome.events.append(event)
     write(event)
-    return Running(
-        running.trainer.subset(kept), running.progress.take(kept), event["survivors"]
-    )
+    return Running(running.trainer.subset(kept), running.progress.take(kept), event["survivors"])
 
 
 def searched_values(member: Settings, names: Sequence[str]) -> dict[str, Any]:

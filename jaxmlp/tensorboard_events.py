@@ -117,7 +117,7 @@ class RunEvents:
         self.directory = Path(directory)
         self.writer = tensorboardx.SummaryWriter(logdir=str(self.directory), flush_secs=10)
         experiment, start, self._end = hparams(
-            hparam_values(settings), {tag: 0.0 for tag in HPARAM_METRICS}
+            hparam_values(settings), dict.fromkeys(HPARAM_METRICS, 0.0)
         )
         self.writer.file_writer.add_summary(experiment)
         self.writer.file_writer.add_summary(start)

@@ -4,6 +4,7 @@ and the FLOP counts and plain matmul that the throughput figures compare against
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -89,7 +90,7 @@ def write_json(path: Path, figures: dict[str, Any]) -> None:
 
 def counted_flops_per_epoch(sizes: Sequence[int], examples: int) -> float:
     """``6 × Σ(in·out) × examples``: 2 for the forward matmuls, 4 for the backward ones."""
-    return 6.0 * sum(n_in * n_out for n_in, n_out in zip(sizes, sizes[1:])) * examples
+    return 6.0 * sum(n_in * n_out for n_in, n_out in itertools.pairwise(sizes)) * examples
 
 
 def multiplied_flops_per_epoch(sizes: Sequence[int], examples: int) -> float:

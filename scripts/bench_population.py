@@ -30,7 +30,14 @@ import sys
 import time
 from pathlib import Path
 
-from _common import add_common_options, format_load, format_machine, load_average, machine_info, write_json
+from _common import (
+    add_common_options,
+    format_load,
+    format_machine,
+    load_average,
+    machine_info,
+    write_json,
+)
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -121,21 +128,35 @@ def seed_table(args) -> dict:
         for lr in (0.1, 0.5)
         for seed in range(5)
     )
-    return {"sweep_seconds": sweep_s, "one_device_sweep_seconds": one_device_s,
-            "train_processes_seconds": serial_s, "ratio": serial_s / sweep_s,
-            "one_device_ratio": serial_s / one_device_s}
+    return {
+        "sweep_seconds": sweep_s,
+        "one_device_sweep_seconds": one_device_s,
+        "train_processes_seconds": serial_s,
+        "ratio": serial_s / sweep_s,
+        "one_device_ratio": serial_s / one_device_s,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_options(parser)
-    parser.add_argument("--members", default="1,10,100,1000", help="Population sizes (1,10,100,1000).")
+    parser.add_argument(
+        "--members", default="1,10,100,1000", help="Population sizes (1,10,100,1000)."
+    )
     parser.add_argument("--epochs", type=int, default=2, help="Timed epochs per size (2).")
-    parser.add_argument("--devices", type=int, help="CPU devices to spread members over (one per core).")
-    parser.add_argument("--table-only", action="store_true", help="Only the sweep-vs-train comparison.")
-    parser.add_argument("--rounds", type=int, default=2, help="Sweeps of each kind, alternating (2).")
+    parser.add_argument(
+        "--devices", type=int, help="CPU devices to spread members over (one per core)."
+    )
+    parser.add_argument(
+        "--table-only", action="store_true", help="Only the sweep-vs-train comparison."
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="Sweeps of each kind, alternating (2)."
+    )
     parser.add_argument("--limit", type=int, help="Train on the first N examples (timings scaled).")
-    parser.add_argument("--numpy-examples", type=int, default=10_000, help="numpy examples timed (10000).")
+    parser.add_argument(
+        "--numpy-examples", type=int, default=10_000, help="numpy examples timed (10000)."
+    )
     parser.add_argument("--skip-table", action="store_true", help="No sweep-vs-train comparison.")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,29 +170,40 @@ def main() -> int:
     print(format_machine(machine_info()))
     numpy_s = [numpy_epoch_seconds(args.data_dir, args.numpy_examples)]
     print(f"numpy seed epoch: {numpy_s[0]:.3f} s")
-    print(f"\n{'R':>6}{'devices':>9}{'s / network-epoch':>19}{'× numpy':>9}{'networks/s':>12}"
-          f"{'peak MiB':>10}{'1st epoch s':>13}")
+    print(
+        f"\n{'R':>6}{'devices':>9}{'s / network-epoch':>19}{'× numpy':>9}{'networks/s':>12}"
+        f"{'peak MiB':>10}{'1st epoch s':>13}"
+    )
     rows = []
     for members in [] if args.table_only else (int(m) for m in args.members.split(",")):
         figures = run_worker(members, args)
         numpy_s.append(numpy_epoch_seconds(args.data_dir, args.numpy_examples))
         numpy_here = statistics.fmean(numpy_s[-2:])
         per_network = min(figures["epoch_seconds"]) / figures["members"]
-        row = {**figures, "seconds_per_network_epoch": per_network, "numpy_seconds": numpy_here,
-               "times_numpy": numpy_here / per_network}
+        row = {
+            **figures,
+            "seconds_per_network_epoch": per_network,
+            "numpy_seconds": numpy_here,
+            "times_numpy": numpy_here / per_network,
+        }
         rows.append(row)
-        print(f"{figures['members']:>6}{args.devices:>9}{per_network:>19.4f}{row['times_numpy']:>9.1f}"
-              f"{1 / per_network:>12.1f}{figures['peak_mb']:>10.0f}"
-              f"{figures['first_epoch_seconds']:>13.1f}", flush=True)
+        print(
+            f"{figures['members']:>6}{args.devices:>9}{per_network:>19.4f}{row['times_numpy']:>9.1f}"
+            f"{1 / per_network:>12.1f}{figures['peak_mb']:>10.0f}"
+            f"{figures['first_epoch_seconds']:>13.1f}",
+            flush=True,
+        )
     figures = {"machine": machine_info(), "devices": args.devices, "rows": rows}
     if not args.skip_table:
         table = seed_table(args)
         figures["seed_table"] = table
-        print(f"\nThe seed's table (10 runs of 10 epochs): ten 'jaxmlp train' processes "
-              f"{table['train_processes_seconds']:.1f} s; 'jaxmlp sweep' "
-              f"{table['sweep_seconds']:.1f} s: {table['ratio']:.2f}× (target ≥ 3×); the same "
-              f"sweep on one CPU device {table['one_device_sweep_seconds']:.1f} s: "
-              f"{table['one_device_ratio']:.2f}×")
+        print(
+            f"\nThe seed's table (10 runs of 10 epochs): ten 'jaxmlp train' processes "
+            f"{table['train_processes_seconds']:.1f} s; 'jaxmlp sweep' "
+            f"{table['sweep_seconds']:.1f} s: {table['ratio']:.2f}× (target ≥ 3×); the same "
+            f"sweep on one CPU device {table['one_device_sweep_seconds']:.1f} s: "
+            f"{table['one_device_ratio']:.2f}×"
+        )
     print(f"at the end: {format_load(load_average())}")
     if args.json:
         write_json(args.json, figures)

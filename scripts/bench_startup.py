@@ -28,8 +28,17 @@ SHARED_MNIST_DIR = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
 HELP_TARGET_S = 0.3
 DATA_TARGET_S = 0.1
 COMMANDS = [
-    "train", "sweep", "compare-grads", "evaluate", "predict", "show", "plot",
-    "download", "data-info", "info", "serve",
+    "train",
+    "sweep",
+    "compare-grads",
+    "evaluate",
+    "predict",
+    "show",
+    "plot",
+    "download",
+    "data-info",
+    "info",
+    "serve",
 ]
 LOAD_PROBE = """
 import sys, time
@@ -74,7 +83,11 @@ def time_data(
     def once() -> float:
         done = subprocess.run(  # from an empty directory: the installed jaxmlp, not ./jaxmlp
             [sys.executable, "-c", LOAD_PROBE, str(data_dir.resolve())],
-            env=env, capture_output=True, text=True, check=True, cwd=empty_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=empty_dir,
         )
         return float(done.stdout.strip())
 
@@ -100,7 +113,9 @@ def main() -> None:
         )
     print(f"\nStart-up (median of {args.repeats}; target ≤ {HELP_TARGET_S} s each)")
     for label, seconds in help_times.items():
-        mark = "" if label.startswith("python") else ("  ok" if seconds <= HELP_TARGET_S else "  MISS")
+        mark = (
+            "" if label.startswith("python") else ("  ok" if seconds <= HELP_TARGET_S else "  MISS")
+        )
         print(f"  {label:<28} {seconds:6.3f} s{mark}")
     if data_times:
         mark = "ok" if data_times["after"] <= DATA_TARGET_S else "MISS"

@@ -33,10 +33,15 @@ SPACE = {"lr": "1e-4..1e-2:log", "dropout": "0..0.5"}
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=FASHION_DIR,
-                        help=f"Fashion-MNIST's IDX files (default: {FASHION_DIR})")
-    parser.add_argument("--limit", type=int, default=10_000,
-                        help="examples of each split (default: 10000)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=FASHION_DIR,
+        help=f"Fashion-MNIST's IDX files (default: {FASHION_DIR})",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=10_000, help="examples of each split (default: 10000)"
+    )
     parser.add_argument("--epochs", type=int, default=9, help="epochs of a full run (default: 9)")
     parser.add_argument("--sizes", default="784,128,10", help="layer widths (default: 784,128,10)")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -49,9 +54,16 @@ def parse_arguments() -> argparse.Namespace:
 def fixed_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What every member shares."""
     return {
-        "dataset": "fashion-mnist", "data_dir": args.data_dir, "download": False,
-        "limit": args.limit, "epochs": args.epochs, "sizes": args.sizes,
-        "batch_size": args.batch_size, "optimizer": "adam", "init": "he", "seed": 0,
+        "dataset": "fashion-mnist",
+        "data_dir": args.data_dir,
+        "download": False,
+        "limit": args.limit,
+        "epochs": args.epochs,
+        "sizes": args.sizes,
+        "batch_size": args.batch_size,
+        "optimizer": "adam",
+        "init": "he",
+        "seed": 0,
     }
 
 
@@ -100,7 +112,10 @@ def run_method(method: str, args, search_seed: int, dataset) -> dict[str, Any]:
     else:
         members = search.draw_members("seed", distributions, {}, fixed, grid_size, search_seed)
         plan = search.resolve_search(
-            "pbt", args.epochs, distributions=distributions, runs=grid_size,
+            "pbt",
+            args.epochs,
+            distributions=distributions,
+            runs=grid_size,
             search_seed=search_seed,
         )
         outcome = search_loop.run_pbt(members, dataset, plan, distributions)
@@ -147,13 +162,17 @@ def main() -> None:
     dataset = load_dataset(
         "fashion-mnist", data_dir=args.data_dir, limit=args.limit, download=False
     )
-    print(f"Fashion-MNIST, first {args.limit} of each split; sizes {args.sizes}, adam, batch "
-          f"{args.batch_size}, {args.epochs} epochs; grid {GRID}; space {SPACE}")
+    print(
+        f"Fashion-MNIST, first {args.limit} of each split; sizes {args.sizes}, adam, batch "
+        f"{args.batch_size}, {args.epochs} epochs; grid {GRID}; space {SPACE}"
+    )
     seeds = [int(seed) for seed in args.search_seeds.split(",")]
     grid = run_method("grid", args, 0, dataset)
     target = grid["best_val"]
-    print(f"\n| method | search seed | members | network-epochs | best val % | its test % "
-          f"| network-epochs to the grid's best val ({percent(target)} %) | seconds |")
+    print(
+        f"\n| method | search seed | members | network-epochs | best val % | its test % "
+        f"| network-epochs to the grid's best val ({percent(target)} %) | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     results = [grid]
     print_row(grid, target)
@@ -163,11 +182,19 @@ def main() -> None:
             print_row(results[-1], target)
     for figures in results:
         if figures["method"] == "pbt":
-            print(f"PBT (search seed {figures['search_seed']}) best member's schedule: "
-                  f"{figures['schedule']}")
+            print(
+                f"PBT (search seed {figures['search_seed']}) best member's schedule: "
+                f"{figures['schedule']}"
+            )
     if args.json:
-        write_json(args.json, {"machine": info, "arguments": vars(args) | {
-            "data_dir": str(args.data_dir), "json": str(args.json)}, "results": results})
+        write_json(
+            args.json,
+            {
+                "machine": info,
+                "arguments": vars(args) | {"data_dir": str(args.data_dir), "json": str(args.json)},
+                "results": results,
+            },
+        )
 
 
 if __name__ == "__main__":

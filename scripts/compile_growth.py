@@ -28,8 +28,14 @@ def random_dataset(examples: int) -> Dataset:
     def split(n: int) -> Split:
         return Split(rng.random((n, 784), np.float32), rng.integers(0, 10, n).astype(np.int32))
 
-    return Dataset("random", split(examples), split(100), split(100), "generated",
-                   tuple(str(c) for c in range(10)))
+    return Dataset(
+        "random",
+        split(examples),
+        split(100),
+        split(100),
+        "generated",
+        tuple(str(c) for c in range(10)),
+    )
 
 
 def timings(members: int, examples: int) -> dict[str, float]:
@@ -65,8 +71,11 @@ def main() -> None:
     for examples in (int(n) for n in args.examples.split(",")):
         for members in (int(r) for r in args.members.split(",")):
             t = timings(members, examples)
-            print(f"{members:>5}{examples:>10}{t['trace']:>9.2f}{t['lower']:>9.2f}"
-                  f"{t['compile']:>11.2f}{t['loops']:>7}", flush=True)
+            print(
+                f"{members:>5}{examples:>10}{t['trace']:>9.2f}{t['lower']:>9.2f}"
+                f"{t['compile']:>11.2f}{t['loops']:>7}",
+                flush=True,
+            )
     print(f"load average at end: {os.getloadavg()}")
 
 

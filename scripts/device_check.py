@@ -29,10 +29,10 @@ import numpy as np
 from _common import make_matmul_chain, matmul_operands, multiplied_flops_per_epoch
 
 from jaxmlp import parallel, runs, train
-from jaxmlp.optim import make_optimizer
-from jaxmlp.settings import Settings
 from jaxmlp.cli import main as jaxmlp_main
 from jaxmlp.data import Dataset, Split
+from jaxmlp.optim import make_optimizer
+from jaxmlp.settings import Settings
 
 GRADIENT_NETS = ("784,15,10", "784,128,64,32,16,10")
 GRADIENT_DTYPES = ("float32", "float64")

@@ -59,65 +59,177 @@ class Mutant:
 
 
 MUTANTS = [
-    Mutant("nesterov off", "optim", "jaxmlp/optim.py", "momentum=values.momentum, nesterov=True",
-           "momentum=values.momentum, nesterov=False"),
-    Mutant("weight decay on biases", "optim", "jaxmlp/optim.py", "Layer(w=True, b=False)",
-           "Layer(w=True, b=True)"),
-    Mutant("cosine one step late", "optim", "jaxmlp/optim.py",
-           "count = jnp.minimum(count, decay_steps)", "count = jnp.minimum(count - 1, decay_steps)"),
-    Mutant("warm-up ignored", "optim", "jaxmlp/optim.py", "    if not program.warmup:\n",
-           "    if True:\n"),
-    Mutant("linear ramp one step long", "optim", "jaxmlp/optim.py",
-           "frac = 1 - jnp.clip(count, 0, steps) / steps",
-           "frac = 1 - jnp.clip(count, 0, steps) / (steps + 1)"),
-    Mutant("decay ignores the warm-up", "optim", "jaxmlp/optim.py",
-           "decay_steps = total_steps(program, steps_per_epoch) - warmup",
-           "decay_steps = total_steps(program, steps_per_epoch)"),
-    Mutant("adamw without decoupled decay", "optim", "jaxmlp/optim.py",
-           "return optax.adamw(schedule, weight_decay=values.weight_decay, mask=weights_only)",
-           "return optax.adam(schedule)"),
-    Mutant("L2 weight decay dropped", "optim", "jaxmlp/optim.py",
-           "return optax.chain(decay, base)", "return base"),
-    Mutant("flip up-down", "augment", "jaxmlp/augment.py", "images[:, :, ::-1], images",
-           "images[:, ::-1, :], images"),
-    Mutant("shift never reaches +shift", "augment", "jaxmlp/augment.py",
-           "(batch, 2), 0, 2 * shift + 1)", "(batch, 2), 0, 2 * shift)"),
-    Mutant("erasing probability inverted", "augment", "jaxmlp/augment.py",
-           "(batch, 1, 1)) < probability", "(batch, 1, 1)) > probability"),
-    Mutant("one input-dropout mask for the batch", "augment", "jaxmlp/augment.py",
-           "inverted_dropout_mask(key, x.shape, keep, x.dtype)",
-           "inverted_dropout_mask(key, x.shape[1:], keep, x.dtype)"),
-    Mutant("dropout not rescaled", "model", "jaxmlp/model.py",
-           "return jax.random.bernoulli(key, keep, shape).astype(dtype) / keep",
-           "return jax.random.bernoulli(key, keep, shape).astype(dtype)"),
-    Mutant("relu derivative 1 at the kink", "model", "jaxmlp/model.py",
-           "return (z > 0).astype(z.dtype)", "return (z >= 0).astype(z.dtype)"),
-    Mutant("loss summed, not averaged", "model", "jaxmlp/model.py",
-           "return jnp.mean(per_example)", "return jnp.sum(per_example)"),
-    Mutant("smoothing floor dropped", "model", "jaxmlp/model.py",
-           "num_classes, dtype=dtype) * on + floor", "num_classes, dtype=dtype) * on"),
-    Mutant("argmax takes the last maximum", "model", "jaxmlp/model.py",
-           "return jnp.min(jnp.where(is_max", "return jnp.max(jnp.where(is_max"),
-    Mutant("BP1 sign flipped", "backprop", "jaxmlp/backprop.py", "return a_L - y",
-           "return y - a_L"),
-    Mutant("BP2 ignores the dropout mask", "backprop", "jaxmlp/backprop.py",
-           "back = back * mask", "back = back"),
-    Mutant("BP3 sums over the batch", "backprop", "jaxmlp/backprop.py",
-           "return jnp.mean(deltas, axis=0)", "return jnp.sum(deltas, axis=0)"),
-    Mutant("IDX rows and columns swapped", "idx", "jaxmlp/data/idx.py",
-           "return images.reshape(len(images), image_shape[0] * image_shape[1])",
-           "return images.transpose(0, 2, 1).reshape(len(images), -1)"),
-    Mutant("IDX dimensions little-endian", "idx", "jaxmlp/data/idx.py",
-           'np.frombuffer(dimensions, dtype=">u4")', 'np.frombuffer(dimensions, dtype="<u4")'),
-    Mutant("pixels divided by 256", "splits", "jaxmlp/data/splits.py",
-           "images.astype(np.float32) / np.float32(255)",
-           "images.astype(np.float32) / np.float32(256)"),
-    Mutant("every epoch the same key", "train", "jaxmlp/train.py",
-           "return jax.random.fold_in(jax.random.key(seed), epoch)",
-           "return jax.random.fold_in(jax.random.key(seed), 0)"),
-    Mutant("members report member 0's learning rate", "train", "jaxmlp/train.py",
-           "return [reported_rate(schedule(step)) for schedule in self.schedules]",
-           "return [reported_rate(self.schedules[0](step)) for schedule in self.schedules]"),
+    Mutant(
+        "nesterov off",
+        "optim",
+        "jaxmlp/optim.py",
+        "momentum=values.momentum, nesterov=True",
+        "momentum=values.momentum, nesterov=False",
+    ),
+    Mutant(
+        "weight decay on biases",
+        "optim",
+        "jaxmlp/optim.py",
+        "Layer(w=True, b=False)",
+        "Layer(w=True, b=True)",
+    ),
+    Mutant(
+        "cosine one step late",
+        "optim",
+        "jaxmlp/optim.py",
+        "count = jnp.minimum(count, decay_steps)",
+        "count = jnp.minimum(count - 1, decay_steps)",
+    ),
+    Mutant(
+        "warm-up ignored",
+        "optim",
+        "jaxmlp/optim.py",
+        "    if not program.warmup:\n",
+        "    if True:\n",
+    ),
+    Mutant(
+        "linear ramp one step long",
+        "optim",
+        "jaxmlp/optim.py",
+        "frac = 1 - jnp.clip(count, 0, steps) / steps",
+        "frac = 1 - jnp.clip(count, 0, steps) / (steps + 1)",
+    ),
+    Mutant(
+        "decay ignores the warm-up",
+        "optim",
+        "jaxmlp/optim.py",
+        "decay_steps = total_steps(program, steps_per_epoch) - warmup",
+        "decay_steps = total_steps(program, steps_per_epoch)",
+    ),
+    Mutant(
+        "adamw without decoupled decay",
+        "optim",
+        "jaxmlp/optim.py",
+        "return optax.adamw(schedule, weight_decay=values.weight_decay, mask=weights_only)",
+        "return optax.adam(schedule)",
+    ),
+    Mutant(
+        "L2 weight decay dropped",
+        "optim",
+        "jaxmlp/optim.py",
+        "return optax.chain(decay, base)",
+        "return base",
+    ),
+    Mutant(
+        "flip up-down",
+        "augment",
+        "jaxmlp/augment.py",
+        "images[:, :, ::-1], images",
+        "images[:, ::-1, :], images",
+    ),
+    Mutant(
+        "shift never reaches +shift",
+        "augment",
+        "jaxmlp/augment.py",
+        "(batch, 2), 0, 2 * shift + 1)",
+        "(batch, 2), 0, 2 * shift)",
+    ),
+    Mutant(
+        "erasing probability inverted",
+        "augment",
+        "jaxmlp/augment.py",
+        "(batch, 1, 1)) < probability",
+        "(batch, 1, 1)) > probability",
+    ),
+    Mutant(
+        "one input-dropout mask for the batch",
+        "augment",
+        "jaxmlp/augment.py",
+        "inverted_dropout_mask(key, x.shape, keep, x.dtype)",
+        "inverted_dropout_mask(key, x.shape[1:], keep, x.dtype)",
+    ),
+    Mutant(
+        "dropout not rescaled",
+        "model",
+        "jaxmlp/model.py",
+        "return jax.random.bernoulli(key, keep, shape).astype(dtype) / keep",
+        "return jax.random.bernoulli(key, keep, shape).astype(dtype)",
+    ),
+    Mutant(
+        "relu derivative 1 at the kink",
+        "model",
+        "jaxmlp/model.py",
+        "return (z > 0).astype(z.dtype)",
+        "return (z >= 0).astype(z.dtype)",
+    ),
+    Mutant(
+        "loss summed, not averaged",
+        "model",
+        "jaxmlp/model.py",
+        "return jnp.mean(per_example)",
+        "return jnp.sum(per_example)",
+    ),
+    Mutant(
+        "smoothing floor dropped",
+        "model",
+        "jaxmlp/model.py",
+        "num_classes, dtype=dtype) * on + floor",
+        "num_classes, dtype=dtype) * on",
+    ),
+    Mutant(
+        "argmax takes the last maximum",
+        "model",
+        "jaxmlp/model.py",
+        "return jnp.min(jnp.where(is_max",
+        "return jnp.max(jnp.where(is_max",
+    ),
+    Mutant(
+        "BP1 sign flipped", "backprop", "jaxmlp/backprop.py", "return a_L - y", "return y - a_L"
+    ),
+    Mutant(
+        "BP2 ignores the dropout mask",
+        "backprop",
+        "jaxmlp/backprop.py",
+        "back = back * mask",
+        "back = back",
+    ),
+    Mutant(
+        "BP3 sums over the batch",
+        "backprop",
+        "jaxmlp/backprop.py",
+        "return jnp.mean(deltas, axis=0)",
+        "return jnp.sum(deltas, axis=0)",
+    ),
+    Mutant(
+        "IDX rows and columns swapped",
+        "idx",
+        "jaxmlp/data/idx.py",
+        "return images.reshape(len(images), image_shape[0] * image_shape[1])",
+        "return images.transpose(0, 2, 1).reshape(len(images), -1)",
+    ),
+    Mutant(
+        "IDX dimensions little-endian",
+        "idx",
+        "jaxmlp/data/idx.py",
+        'np.frombuffer(dimensions, dtype=">u4")',
+        'np.frombuffer(dimensions, dtype="<u4")',
+    ),
+    Mutant(
+        "pixels divided by 256",
+        "splits",
+        "jaxmlp/data/splits.py",
+        "images.astype(np.float32) / np.float32(255)",
+        "images.astype(np.float32) / np.float32(256)",
+    ),
+    Mutant(
+        "every epoch the same key",
+        "train",
+        "jaxmlp/train.py",
+        "return jax.random.fold_in(jax.random.key(seed), epoch)",
+        "return jax.random.fold_in(jax.random.key(seed), 0)",
+    ),
+    Mutant(
+        "members report member 0's learning rate",
+        "train",
+        "jaxmlp/train.py",
+        "return [reported_rate(schedule(step)) for schedule in self.schedules]",
+        "return [reported_rate(self.schedules[0](step)) for schedule in self.schedules]",
+    ),
 ]
 
 
@@ -126,7 +238,10 @@ def copy_repository(destination: Path) -> Path:
     with ``destination/shared`` linked to the checkout's ``../shared``."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     repo = destination / "repo"
     for name in listed:
@@ -155,8 +270,18 @@ def tests_pass(repo: Path, files: list[str], env: dict[str, str], timeout: float
     """Whether the quick subset of ``files`` passes in the copy (``None``: timed out)."""
     if not files:
         return True
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow",
-               "-p", "no:cacheprovider", *files]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-m",
+        "not slow",
+        "-p",
+        "no:cacheprovider",
+        *files,
+    ]
     try:
         done = subprocess.run(command, cwd=repo, env=env, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -209,20 +334,28 @@ def main() -> None:
                 else:
                     passed_new = tests_pass(repo, new, env, args.timeout)
                     fates[mutant.name] = {
-                        None: "timeout", False: "killed by new", True: "SURVIVED"
+                        None: "timeout",
+                        False: "killed by new",
+                        True: "SURVIVED",
                     }[passed_new]
                 path.write_text(original)
             print(f"  {mutant.group:<10} {mutant.name:<40} {fates[mutant.name]}", flush=True)
     counted = [fate for fate in fates.values() if fate != "stale"]
     by_old = sum(fate == "killed by old" for fate in counted)
     by_both = by_old + sum(fate == "killed by new" for fate in counted)
-    print(f"\n{len(counted)} mutants ({len(fates) - len(counted)} stale), "
-          f"{time.perf_counter() - began:.0f} s")
+    print(
+        f"\n{len(counted)} mutants ({len(fates) - len(counted)} stale), "
+        f"{time.perf_counter() - began:.0f} s"
+    )
     if counted:
-        print(f"killed by the old test files alone: {by_old}/{len(counted)} "
-              f"({100 * by_old / len(counted):.0f} %)")
-        print(f"killed with the reference tests:    {by_both}/{len(counted)} "
-              f"({100 * by_both / len(counted):.0f} %)")
+        print(
+            f"killed by the old test files alone: {by_old}/{len(counted)} "
+            f"({100 * by_old / len(counted):.0f} %)"
+        )
+        print(
+            f"killed with the reference tests:    {by_both}/{len(counted)} "
+            f"({100 * by_both / len(counted):.0f} %)"
+        )
     print(f"load average at end: {os.getloadavg()}")
 
 

@@ -101,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     executable = chromium_path()
     if executable is None:
-        print("serve_screenshot: no chromium on the PATH (apt-get install chromium)",
-              file=sys.stderr)
+        print(
+            "serve_screenshot: no chromium on the PATH (apt-get install chromium)", file=sys.stderr
+        )
         return 1
     from playwright.sync_api import sync_playwright
 

@@ -23,8 +23,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def run_pytest(selection: list[str], cache: Path) -> float:
     """Wall seconds of the quick subset of ``selection`` with ``cache`` (it must pass)."""
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache)}
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-               *selection]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "not slow",
+        "-p",
+        "no:cacheprovider",
+        *selection,
+    ]
     began = time.perf_counter()
     subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, capture_output=True)
     return time.perf_counter() - began

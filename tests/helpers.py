@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +20,7 @@ def random_problem(seed: int, sizes, batch: int, dtype=jnp.float64, init: str = 
     """
     rng = np.random.default_rng(seed)
     params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in itertools.pairwise(sizes):
         scale = np.sqrt(2.0 / n_in) if init == "he" else 1.0
         w = rng.normal(size=(n_out, n_in)) * scale
         b = np.zeros(n_out) if init == "he" else rng.normal(size=n_out)
@@ -31,7 +33,8 @@ def random_problem(seed: int, sizes, batch: int, dtype=jnp.float64, init: str = 
 def max_difference(tree_a, tree_b) -> float:
     """The largest absolute difference between two pytrees of arrays."""
     return max(
-        float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(tree_a), jax.tree.leaves(tree_b))
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree.leaves(tree_a), jax.tree.leaves(tree_b))
     )
 
 

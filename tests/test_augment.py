@@ -18,7 +18,7 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 def small_config(**changes):
-    settings = dict(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16, lr=0.1)
+    settings = {"sizes": (16, 12, 3), "init": "he", "epochs": 2, "batch_size": 16, "lr": 0.1}
     return Settings(**{**settings, **changes})
 
 
@@ -85,7 +85,9 @@ def test_augmentations_need_images():
             train.prepare(small_config(**changes), dataset)
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}")
+@pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(), reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}"
+)
 def test_fashion_mnists_best_recipe_trains_on_its_images():
     settings = resolve_settings("best", explicit={"dataset": "fashion-mnist", "epochs": 1})
     dataset = load_dataset(

@@ -19,7 +19,9 @@ BATCH = 48
 def distinct_images(batch: int = BATCH) -> np.ndarray:
     """Images whose pixels are all different and non-zero: any move of a pixel shows."""
     count = SHAPE[0] * SHAPE[1]
-    return (np.arange(1, batch * count + 1, dtype=np.float32) / (batch * count)).reshape(batch, count)
+    return (np.arange(1, batch * count + 1, dtype=np.float32) / (batch * count)).reshape(
+        batch, count
+    )
 
 
 def as_images(rows: np.ndarray) -> np.ndarray:

@@ -150,7 +150,7 @@ def test_relu_derivative_is_zero_at_zero():
 def test_huge_logits_give_finite_loss_and_gradients(scale):
     params, x, y = random_problem(4, (6, 5, 3), 5, jnp.float32)
     last = params[-1]
-    params = params[:-1] + (model.Layer(last.w * scale, last.b + scale),)
+    params = (*params[:-1], model.Layer(last.w * scale, last.b + scale))
     logits = model.forward(params, x)
     assert float(jnp.max(jnp.abs(logits))) >= 1e3
     (value, manual), (auto_value, autodiff) = both_values_and_gradients(params, x, y)
@@ -168,7 +168,8 @@ def test_bp_equations_one_by_one():
     delta_next = jnp.array([1.0, -1.0, 0.5])
     z = jnp.array([0.3, -0.2])
     np.testing.assert_allclose(
-        backprop.bp2_hidden_error(w_next, delta_next, z), (w_next.T @ delta_next) * jnp.array([1, 0])
+        backprop.bp2_hidden_error(w_next, delta_next, z),
+        (w_next.T @ delta_next) * jnp.array([1, 0]),
     )
     deltas = jnp.array([[1.0, 2.0], [3.0, 4.0]])
     inputs = jnp.array([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0]])

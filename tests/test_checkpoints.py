@@ -13,8 +13,8 @@ from jaxmlp import checkpoint as checkpoints
 from jaxmlp import runs
 from jaxmlp.cli import main
 from jaxmlp.errors import CheckpointError, ConfigError
-from jaxmlp.optim import make_optimizer
 from jaxmlp.model import init_params
+from jaxmlp.optim import make_optimizer
 from jaxmlp.settings import Settings
 
 SETTINGS = Settings(sizes=(784, 6, 10), optimizer="momentum", epochs=2)
@@ -84,13 +84,34 @@ def meta_as_list(meta, arrays):
         (set_meta("epoch", "one"), "its epoch is 'one', not a count"),
         (set_meta("settings", [1]), "settings must be a JSON object, got list"),
         (set_setting("lr", None), "lr must be a number, got null"),
-        (set_setting("sizes", [784, 30, 10]), "layer 1's weight has shape (6, 784), the settings need (30, 784)"),
-        (set_array("params/0/w", np.zeros((6, 100), np.float32)), "layer 1's weight has shape (6, 100)"),
-        (set_array("params/0/w", np.zeros((6, 784), np.int32)), "layer 1's weight is int32, not float32"),
-        (set_array("params/1/b", np.full(10, np.nan, np.float32)), "layer 2 holds NaN or infinite values"),
-        (set_array("opt_state/1", np.zeros((3, 3), np.float32)), "optimizer state array 1 has shape (3, 3)"),
-        (set_meta("num_opt_state_leaves", 2), "its optimizer state has 2 arrays, the momentum optimizer"),
-        (set_setting("optimizer", "adam"), "optimizer state has 5 arrays, the adam optimizer of its settings has 10"),
+        (
+            set_setting("sizes", [784, 30, 10]),
+            "layer 1's weight has shape (6, 784), the settings need (30, 784)",
+        ),
+        (
+            set_array("params/0/w", np.zeros((6, 100), np.float32)),
+            "layer 1's weight has shape (6, 100)",
+        ),
+        (
+            set_array("params/0/w", np.zeros((6, 784), np.int32)),
+            "layer 1's weight is int32, not float32",
+        ),
+        (
+            set_array("params/1/b", np.full(10, np.nan, np.float32)),
+            "layer 2 holds NaN or infinite values",
+        ),
+        (
+            set_array("opt_state/1", np.zeros((3, 3), np.float32)),
+            "optimizer state array 1 has shape (3, 3)",
+        ),
+        (
+            set_meta("num_opt_state_leaves", 2),
+            "its optimizer state has 2 arrays, the momentum optimizer",
+        ),
+        (
+            set_setting("optimizer", "adam"),
+            "optimizer state has 5 arrays, the adam optimizer of its settings has 10",
+        ),
         (set_meta("metrics", [{}, {}]), "it holds epoch 1 but 2 epoch records"),
     ],
 )

@@ -28,13 +28,16 @@ def test_compare_grads_passes_on_seed_and_five_layer_networks(capsys, sizes, dty
 
 @pytest.mark.slow
 def test_compare_grads_json_with_dropout(capsys):
-    code, out, _ = run(
-        capsys, "compare-grads", "--sizes", "20,9,7,4", "--dropout", "0.5", "--json"
-    )
+    code, out, _ = run(capsys, "compare-grads", "--sizes", "20,9,7,4", "--dropout", "0.5", "--json")
     report = json.loads(out)
     assert code == 0 and report["passed"] is True and report["dropout"] == 0.5
     assert [(c["layer"], c["parameter"]) for c in report["checks"]] == [
-        (1, "W"), (1, "b"), (2, "W"), (2, "b"), (3, "W"), (3, "b")
+        (1, "W"),
+        (1, "b"),
+        (2, "W"),
+        (2, "b"),
+        (3, "W"),
+        (3, "b"),
     ]
     for check in report["checks"]:
         assert check["autodiff"]["relative"] <= 1e-10
@@ -68,15 +71,26 @@ def test_compare_grads_fails_when_bp2_drops_the_relu_derivative(capsys, monkeypa
     finally:
         monkeypatch.undo()
         jax.clear_caches()
-    failing = [line.split()[0] for line in out.splitlines() if line.startswith(("W", "b")) and "FAIL" in line]
+    failing = [
+        line.split()[0]
+        for line in out.splitlines()
+        if line.startswith(("W", "b")) and "FAIL" in line
+    ]
     assert code == 1 and "W1" in failing
 
 
 @pytest.mark.slow
 def test_compare_grads_checks_label_smoothing(capsys):
     code, out, _ = run(
-        capsys, "compare-grads", "--sizes", "20,9,7,4", "--dropout", "0.3",
-        "--label-smoothing", "0.1", "--json",
+        capsys,
+        "compare-grads",
+        "--sizes",
+        "20,9,7,4",
+        "--dropout",
+        "0.3",
+        "--label-smoothing",
+        "0.1",
+        "--json",
     )
     report = json.loads(out)
     assert code == 0 and report["passed"] is True and report["label_smoothing"] == 0.1
@@ -92,7 +106,9 @@ def test_compare_grads_catches_a_bp1_that_ignores_soft_targets(capsys, monkeypat
     jax.clear_caches()
     try:
         hard_code, _, _ = run(capsys, "compare-grads", "--sizes", "30,8,5")
-        soft_code, out, _ = run(capsys, "compare-grads", "--sizes", "30,8,5", "--label-smoothing", "0.2")
+        soft_code, out, _ = run(
+            capsys, "compare-grads", "--sizes", "30,8,5", "--label-smoothing", "0.2"
+        )
     finally:
         monkeypatch.undo()
         jax.clear_caches()
@@ -143,12 +159,27 @@ def test_version_and_bare_command(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--seed", "9223372036854775808"], "--seed must be in [0, 4294967296), got 9223372036854775808"),
+        (
+            ["--seed", "9223372036854775808"],
+            "--seed must be in [0, 4294967296), got 9223372036854775808",
+        ),
         (["--seed", "-1"], "--seed must be in [0, 4294967296), got -1"),
-        (["--batch-size", "99999999999999999999"], "--batch-size 99999999999999999999 and --coords 20 with --sizes 784,15,10 needs"),
-        (["--batch-size", "100000000"], "--batch-size 100000000 and --coords 20 with --sizes 784,15,10 needs 10,517,000,000,000 activations for finite differences, more than the 67,108,864 allowed"),
+        (
+            ["--batch-size", "99999999999999999999"],
+            "--batch-size 99999999999999999999 and --coords 20 with --sizes 784,15,10 needs",
+        ),
+        (
+            ["--batch-size", "100000000"],
+            "--batch-size 100000000 and --coords 20 with --sizes 784,15,10 needs "
+            "10,517,000,000,000 activations for finite differences, more than the 67,108,864 "
+            "allowed",
+        ),
         (["--coords", "0"], "--coords must be at least 1, got 0"),
-        (["--sizes", "784,100000000,10"], "--sizes 784,100000000,10 needs 79,500,000,010 parameters, more than the 16,777,216 allowed"),
+        (
+            ["--sizes", "784,100000000,10"],
+            "--sizes 784,100000000,10 needs 79,500,000,010 parameters, more than the "
+            "16,777,216 allowed",
+        ),
         (["--dropout", "nan"], "--dropout must be in [0, 1), got nan"),
     ],
 )

@@ -76,15 +76,15 @@ def test_plot_out_dir_that_is_a_file(capsys, tmp_path):
     code, _, err = run_cli(capsys, "plot", metrics, "--out-dir", metrics)
 
     assert code == 2
-    assert error_line(err) == f"--out-dir {metrics}/learning_curves.png: {metrics} is not a directory"
+    assert (
+        error_line(err) == f"--out-dir {metrics}/learning_curves.png: {metrics} is not a directory"
+    )
 
 
 def test_evaluate_plot_dir_is_checked_before_the_checkpoint_is_read(capsys, tmp_path):
     os.mkfifo(tmp_path / "misclassified.png")
 
-    code, _, err = run_cli(
-        capsys, "evaluate", tmp_path / "absent.npz", "--plot-dir", tmp_path
-    )
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "absent.npz", "--plot-dir", tmp_path)
 
     assert code == 2
     assert error_line(err).startswith(f"--plot-dir {tmp_path / 'misclassified.png'} is a FIFO")
@@ -109,4 +109,6 @@ def test_download_default_cache_that_is_a_file(capsys):
     code, _, err = run_cli(capsys, "download", "--dataset", "mnist")
 
     assert code == 2
-    assert error_line(err).startswith(f"the data cache {cache}/train-images-idx3-ubyte.gz: {cache} is not")
+    assert error_line(err).startswith(
+        f"the data cache {cache}/train-images-idx3-ubyte.gz: {cache} is not"
+    )

@@ -28,30 +28,48 @@ def one_cpu_device(monkeypatch):
     [
         (["--search", "beam"], "Invalid value for '--search'"),
         (["--search", "halving", "--eta", "1"], "--eta must be at least 2, got 1"),
-        (["--search", "halving", "--epochs", "18", "--rungs", "6,2"],
-         "--rungs must be strictly increasing, got 6,2"),
-        (["--search", "halving", "--epochs", "5", "--rungs", "2,5"],
-         "--rungs must lie from epoch 1 to below --epochs 5"),
-        (["--search", "pbt", *LR, "--runs", "4", "--truncation", "0.6"],
-         "--truncation must be in (0, 0.5], got 0.6"),
-        (["--search", "pbt", *LR, "--runs", "4", "--truncation", "0"],
-         "--truncation must be in (0, 0.5], got 0"),
-        (["--search", "random", "--lr", "0.3..0.1", "--runs", "4"],
-         "--lr has the range '0.3..0.1', whose minimum is not below its maximum"),
-        (["--search", "random", "--weight-decay", "0..0.1:log", "--runs", "4"],
-         "--weight-decay has the log range '0..0.1:log', which must lie above 0"),
-        (["--search", "random", "--dropout", "0..1", "--runs", "4"],
-         "--dropout must be in [0, 1), got 1"),
+        (
+            ["--search", "halving", "--epochs", "18", "--rungs", "6,2"],
+            "--rungs must be strictly increasing, got 6,2",
+        ),
+        (
+            ["--search", "halving", "--epochs", "5", "--rungs", "2,5"],
+            "--rungs must lie from epoch 1 to below --epochs 5",
+        ),
+        (
+            ["--search", "pbt", *LR, "--runs", "4", "--truncation", "0.6"],
+            "--truncation must be in (0, 0.5], got 0.6",
+        ),
+        (
+            ["--search", "pbt", *LR, "--runs", "4", "--truncation", "0"],
+            "--truncation must be in (0, 0.5], got 0",
+        ),
+        (
+            ["--search", "random", "--lr", "0.3..0.1", "--runs", "4"],
+            "--lr has the range '0.3..0.1', whose minimum is not below its maximum",
+        ),
+        (
+            ["--search", "random", "--weight-decay", "0..0.1:log", "--runs", "4"],
+            "--weight-decay has the log range '0..0.1:log', which must lie above 0",
+        ),
+        (
+            ["--search", "random", "--dropout", "0..1", "--runs", "4"],
+            "--dropout must be in [0, 1), got 1",
+        ),
         (["--search", "random", "--lr", "1e-3..x", "--runs", "4"], "--lr has 'x' in '1e-3..x'"),
         (["--search", "random", *LR], "--runs is needed with a distribution"),
         (["--search", "random"], "--search random needs a setting given as a distribution"),
         ([*LR, "--runs", "4"], "--lr: a distribution needs --search random, halving or pbt"),
         (["--eta", "3"], "--eta applies only to --search halving"),
         (["--search", "halving", "--ready", "2"], "--ready applies only to --search pbt"),
-        (["--search", "pbt", *LR, "--runs", "4", "--batch-size", "16,32"],
-         "--search pbt trains one population: batch_size must have one value"),
-        (["--search", "pbt", *LR, "--runs", "4", "--perturb", "0.8,0"],
-         "--perturb must be positive factors, got 0.8,0"),
+        (
+            ["--search", "pbt", *LR, "--runs", "4", "--batch-size", "16,32"],
+            "--search pbt trains one population: batch_size must have one value",
+        ),
+        (
+            ["--search", "pbt", *LR, "--runs", "4", "--perturb", "0.8,0"],
+            "--perturb must be positive factors, got 0.8,0",
+        ),
     ],
 )
 def test_bad_search_arguments_stop_with_one_line_and_exit_2(capsys, argv, message):
@@ -60,8 +78,20 @@ def test_bad_search_arguments_stop_with_one_line_and_exit_2(capsys, argv, messag
     assert len(err.splitlines()) == 1 and message in err, err
 
 
-COMMON = ["--data-dir", str(REAL_MNIST_DIR), "--limit", "1000", "--sizes", "784,30,10",
-          "--batch-size", "50", "--optimizer", "momentum", "--init", "he"]
+COMMON = [
+    "--data-dir",
+    str(REAL_MNIST_DIR),
+    "--limit",
+    "1000",
+    "--sizes",
+    "784,30,10",
+    "--batch-size",
+    "50",
+    "--optimizer",
+    "momentum",
+    "--init",
+    "he",
+]
 
 
 def without_times(records):
@@ -78,8 +108,16 @@ def sweep_twice(capsys, tmp_path, argv):
     outputs = []
     for attempt in ("a", "b"):
         metrics, best = tmp_path / f"{attempt}.jsonl", tmp_path / f"{attempt}.npz"
-        command = ["sweep", *COMMON, *argv, "--json", "--metrics-out", str(metrics),
-                   "--save-best", str(best)]
+        command = [
+            "sweep",
+            *COMMON,
+            *argv,
+            "--json",
+            "--metrics-out",
+            str(metrics),
+            "--save-best",
+            str(best),
+        ]
         assert main(command) == 0
         report = json.loads(capsys.readouterr().out)
         records = [json.loads(line) for line in metrics.read_text().splitlines()]
@@ -96,8 +134,21 @@ def leaves(tree):
 @pytest.mark.slow
 @needs_real_mnist
 def test_halving_end_to_end_reports_its_rungs_and_repeats_bit_for_bit(capsys, tmp_path):
-    argv = ["--search", "halving", *LR, "--runs", "6", "--epochs", "3", "--eta", "2",
-            "--rungs", "1,2", "--search-seed", "5"]
+    argv = [
+        "--search",
+        "halving",
+        *LR,
+        "--runs",
+        "6",
+        "--epochs",
+        "3",
+        "--eta",
+        "2",
+        "--rungs",
+        "1,2",
+        "--search-seed",
+        "5",
+    ]
     (report, records, best), (again, records_again, _) = sweep_twice(capsys, tmp_path, argv)
     assert records == records_again
     assert report["rows"] == again["rows"] and report["search"] == again["search"]
@@ -116,8 +167,21 @@ def test_halving_end_to_end_reports_its_rungs_and_repeats_bit_for_bit(capsys, tm
 @pytest.mark.slow
 @needs_real_mnist
 def test_pbt_end_to_end_carries_lineage_and_saves_an_ordinary_checkpoint(capsys, tmp_path):
-    argv = ["--search", "pbt", *LR, "--dropout", "0..0.3", "--runs", "4", "--epochs", "3",
-            "--truncation", "0.25", "--search-seed", "2"]
+    argv = [
+        "--search",
+        "pbt",
+        *LR,
+        "--dropout",
+        "0..0.3",
+        "--runs",
+        "4",
+        "--epochs",
+        "3",
+        "--truncation",
+        "0.25",
+        "--search-seed",
+        "2",
+    ]
     (report, records, best), (again, records_again, _) = sweep_twice(capsys, tmp_path, argv)
     assert records == records_again and report["rows"] == again["rows"]
     found = report["search"]
@@ -149,8 +213,21 @@ def test_ctrl_c_prints_the_table_so_far_and_exits_130(capsys, monkeypatch):
         return real_train_epoch(running, outcome)
 
     monkeypatch.setattr(search_loop, "train_epoch", ctrl_c_in_epoch_3)
-    argv = ["sweep", *COMMON, "--search", "halving", *LR, "--runs", "4", "--epochs", "4",
-            "--eta", "2", "--rungs", "1"]
+    argv = [
+        "sweep",
+        *COMMON,
+        "--search",
+        "halving",
+        *LR,
+        "--runs",
+        "4",
+        "--epochs",
+        "4",
+        "--eta",
+        "2",
+        "--rungs",
+        "1",
+    ]
     assert main(argv) == 130
     captured = capsys.readouterr()
     assert "rung at epoch 1: 2 of 4 go on" in captured.out

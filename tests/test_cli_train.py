@@ -64,7 +64,11 @@ def test_train_resumes_from_its_checkpoint(capsys, tmp_path):
         (["--preset", "fastest"], 2, "'fastest' is not one of 'seed', 'best'"),
         (["--val-size", "60000"], 2, "--val-size must be in [0, 60000)"),
         (["--optimizer", "rmsprop"], 2, "'rmsprop' is not one of 'sgd', 'momentum'"),
-        (["--seed", "9223372036854775808"], 2, "--seed must be in [0, 4294967296), got 9223372036854775808"),
+        (
+            ["--seed", "9223372036854775808"],
+            2,
+            "--seed must be in [0, 4294967296), got 9223372036854775808",
+        ),
     ],
 )
 def test_train_failures_are_one_line(capsys, argv, code, message):

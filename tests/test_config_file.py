@@ -34,9 +34,18 @@ ROUND_TRIPS = {
     "best": resolve_settings("best"),
     "best fashion": resolve_settings("best", explicit={"dataset": "fashion-mnist"}),
     "every optional set": Settings(
-        limit=500, data_dir=Path("/data/mnist dir"), devices="2", platform="cpu",
-        matmul_precision="highest", weight_decay=1e-05, lr=0.1 + 0.2, warmup_epochs=0.5,
-        augment_flip=True, drop_last=True, download=False, seed=2**32 - 1,
+        limit=500,
+        data_dir=Path("/data/mnist dir"),
+        devices="2",
+        platform="cpu",
+        matmul_precision="highest",
+        weight_decay=1e-05,
+        lr=0.1 + 0.2,
+        warmup_epochs=0.5,
+        augment_flip=True,
+        drop_last=True,
+        download=False,
+        seed=2**32 - 1,
     ),
 }
 
@@ -69,8 +78,13 @@ def test_unset_settings_are_comments_and_the_file_is_toml():
 
 
 def test_toml_values():
-    assert [toml_value(v) for v in (True, 3, 1e-05, math.inf, "a\"b", (1, 2))] == [
-        "true", "3", "1e-05", "inf", '"a\\"b"', "[1, 2]",
+    assert [toml_value(v) for v in (True, 3, 1e-05, math.inf, 'a"b', (1, 2))] == [
+        "true",
+        "3",
+        "1e-05",
+        "inf",
+        '"a\\"b"',
+        "[1, 2]",
     ]
 
 
@@ -83,8 +97,13 @@ def test_a_config_gives_what_the_flags_give(tmp_path):
     config = read_config(path)
     assert config.preset == "best"
     assert config.values == {
-        "lr": 0.05, "sizes": (784, 30, 10), "epochs": 3, "optimizer": "adam",
-        "data_dir": Path("data"), "devices": "2", "augment_flip": True,
+        "lr": 0.05,
+        "sizes": (784, 30, 10),
+        "epochs": 3,
+        "optimizer": "adam",
+        "data_dir": Path("data"),
+        "devices": "2",
+        "augment_flip": True,
     }
 
 
@@ -110,7 +129,7 @@ def test_flags_win_over_the_file(tmp_path):
         ("augment_flip = 1", "augment_flip must be a true or false, got 1"),
         ("lr = [0.1, 0.2]", "lr is a list, got [0.1, 0.2]; lists make grid axes only in a sweep"),
         ("[program]\nlr = 0.1", "program is a table; settings are top-level keys"),
-        ('preset = "fast"', "preset must be one of seed, best, got \"fast\""),
+        ('preset = "fast"', 'preset must be one of seed, best, got "fast"'),
     ],
 )
 def test_a_bad_file_is_one_line_naming_file_key_and_problem(tmp_path, text, message):
@@ -142,7 +161,10 @@ def test_in_a_sweep_a_list_is_a_grid_axis(tmp_path):
     )
     values = read_config(path, sweep=True).values
     assert values == {
-        "lr": "0.05,0.1", "seed": "0,1,2", "sizes": "784,15,10;784,30,10", "epochs": "2",
+        "lr": "0.05,0.1",
+        "seed": "0,1,2",
+        "sizes": "784,15,10;784,30,10",
+        "epochs": "2",
         "val_size": 100,
     }
     assert sweep.parse_axis("lr", values["lr"]) == [0.05, 0.1]
@@ -154,8 +176,13 @@ def test_in_a_sweep_a_list_is_a_grid_axis(tmp_path):
     [
         ("lr = [0.1, -1]", "lr must be positive, got -1"),
         ("lr = []", "lr is an empty list"),
-        ("val_size = [1, 2]", ("val_size is a list, got [1, 2]; lists make grid axes only in a "
-         "sweep, and val_size takes one value")),
+        (
+            "val_size = [1, 2]",
+            (
+                "val_size is a list, got [1, 2]; lists make grid axes only in a "
+                "sweep, and val_size takes one value"
+            ),
+        ),
     ],
 )
 def test_a_sweep_axis_is_checked_value_by_value(tmp_path, text, message):

@@ -3,6 +3,7 @@ code 130 and one line; starting it imports nothing heavy."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -27,10 +28,8 @@ def restored_sigint():
 
 def test_a_swallowed_ctrl_c_still_ends_with_130(monkeypatch, capsys, restored_sigint):
     def start_swallowing_an_interrupt() -> int:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
-        except KeyboardInterrupt:
-            pass
         return 0
 
     monkeypatch.setattr(console, "start", start_swallowing_an_interrupt)
@@ -47,16 +46,18 @@ def test_ctrl_c_while_holding_interrupts_is_raised_after_the_block(monkeypatch, 
     monkeypatch.setattr(console, "_interrupts_seen", 0)
     signal.signal(signal.SIGINT, console._on_interrupt)
     finished = False
-    with pytest.raises(KeyboardInterrupt):
-        with console.interrupts_held():
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
-            finished = True
+    with pytest.raises(KeyboardInterrupt), console.interrupts_held():
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        finished = True
     assert finished
 
 
 @pytest.mark.slow
 def test_starting_the_console_script_imports_neither_jax_nor_typer():
-    probe = "import sys, jaxmlp.console; print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'typer', 'numpy')))"
+    probe = (
+        "import sys, jaxmlp.console; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'typer', 'numpy')))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"
 
@@ -74,7 +75,9 @@ def has_loaded(pid: int, library: str) -> bool:
 def test_ctrl_c_during_start_up_and_work_is_one_line_and_130(delay_s):
     """SIGINT once jaxlib's library is mapped (``import jax`` under way), and later: in the
     commands' imports, in the argument parsing, in compilation, in the computation."""
-    process = subprocess.Popen(JAXMLP + LONG_CHECK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        JAXMLP + LONG_CHECK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while not has_loaded(process.pid, "jaxlib") and time.monotonic() < deadline:
         time.sleep(0.001)

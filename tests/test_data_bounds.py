@@ -45,7 +45,9 @@ def test_an_idx_gzip_bomb_is_refused_after_its_declared_size(tmp_path):
     bomb = write_gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", MNIST_TRAIN_HEADER)
     assert bomb.stat().st_size < 5 << 20
 
-    with pytest.raises(DatasetError, match=r"more data than its header declares \(shape \(60000, 28, 28\)"):
+    with pytest.raises(
+        DatasetError, match=r"more data than its header declares \(shape \(60000, 28, 28\)"
+    ):
         read_idx(bomb)
 
 
@@ -82,7 +84,7 @@ def test_a_seed_pickle_gzip_bomb_of_zeros(tmp_path):
 
 def test_a_seed_pickle_declaring_a_huge_string_reads_nothing_of_it(tmp_path):
     bomb = write_gzip_bomb(tmp_path / "mnist.pkl.gz", b"\x80\x02T\xff\xff\xff\x7f")
-    with pytest.raises(DatasetError, match="larger than 441,.* bytes decompressed"):
+    with pytest.raises(DatasetError, match=r"larger than 441,.* bytes decompressed"):
         load_seed_pickle(bomb)
 
 

@@ -76,7 +76,7 @@ def test_a_damaged_cached_file_is_downloaded_again(tmp_path, http_server):
 
 
 def test_checksum_mismatch_falls_through_to_the_next_mirror(tmp_path, http_server):
-    bad = serve(http_server, "bad", {name: b"tampered" for name in FILES})
+    bad = serve(http_server, "bad", dict.fromkeys(FILES, b"tampered"))
     good = serve(http_server, "good")
 
     statuses = download(tmp_path / "cache", [bad, good])
@@ -87,7 +87,7 @@ def test_checksum_mismatch_falls_through_to_the_next_mirror(tmp_path, http_serve
 
 
 def test_checksum_mismatch_everywhere_leaves_nothing_in_the_cache(tmp_path, http_server):
-    bad = serve(http_server, "bad", {name: b"tampered" for name in FILES})
+    bad = serve(http_server, "bad", dict.fromkeys(FILES, b"tampered"))
 
     with pytest.raises(
         DatasetError, match=rf"tried {bad} \(SHA-256 mismatch: got [0-9a-f]{{12}}…, expected"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import re
 import shutil
 from pathlib import Path
 
@@ -45,9 +46,7 @@ def known(tmp_path, monkeypatch) -> dict[str, Path]:
             file: sha256_hex(gzip.decompress((folder / file).read_bytes()))
             for file in OFFICIAL_FILES
         }
-        spec = dataclasses.replace(
-            sources.SPECS[name], sha256=gz_sums, content_sha256=content_sums
-        )
+        spec = dataclasses.replace(sources.SPECS[name], sha256=gz_sums, content_sha256=content_sums)
         monkeypatch.setitem(sources.SPECS, name, spec)
         folders[name] = folder
     return folders
@@ -102,7 +101,9 @@ def test_a_known_file_in_another_files_place_is_refused(known, tmp_path):
         known["mnist"] / "t10k-labels-idx1-ubyte.gz", swapped / "train-labels-idx1-ubyte.gz"
     )
 
-    with pytest.raises(DatasetError, match="train-labels-idx1-ubyte.gz is mnist's test labels"):
+    with pytest.raises(
+        DatasetError, match=re.escape("train-labels-idx1-ubyte.gz is mnist's test labels")
+    ):
         load_dataset("mnist", data_dir=swapped, val_size=0)
 
 

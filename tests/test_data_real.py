@@ -54,7 +54,7 @@ def test_parsing_all_70000_images_is_fast(official):
 
 
 def test_load_dataset_gives_the_seed_split(official):
-    (train_images, train_labels), _, _ = official
+    (_train_images, train_labels), _, _ = official
     dataset = load_dataset("mnist", data_dir=REAL_MNIST_DIR)
 
     assert (len(dataset.train), len(dataset.validation), len(dataset.test)) == (

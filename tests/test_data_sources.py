@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from data_fixtures import (  # noqa: F401
@@ -114,7 +116,7 @@ def test_a_data_dir_lacking_files_names_them(idx_dir):
 
 def test_a_data_dir_that_is_another_file_is_an_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DatasetError, match="is a file but not a .pkl.gz"):
+    with pytest.raises(DatasetError, match=re.escape("is a file but not a .pkl.gz")):
         load_dataset("mnist", data_dir=tmp_path / "notes.txt")
 
 

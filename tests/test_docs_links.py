@@ -34,11 +34,7 @@ def prose_lines(text: str) -> list[str]:
 def slug(heading: str) -> str:
     """A heading's anchor as GitHub makes it."""
     text = re.sub(r"`|\*\*|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip()).lower()
-    kept = "".join(
-        char
-        for char in text
-        if char in " -_" or unicodedata.category(char)[0] in "LN"
-    )
+    kept = "".join(char for char in text if char in " -_" or unicodedata.category(char)[0] in "LN")
     return kept.replace(" ", "-")
 
 

@@ -29,7 +29,7 @@ def test_a_malformed_cpu_device_count_is_refused(value):
 
 @pytest.mark.parametrize("value", [",cpu", "cpu,,gpu", "c p u"])
 def test_malformed_platform_names_are_refused(value):
-    with pytest.raises(EnvironmentVariableError, match="^JAX_PLATFORMS must be platform names"):
+    with pytest.raises(EnvironmentVariableError, match=r"^JAX_PLATFORMS must be platform names"):
         check_variables({"JAX_PLATFORMS": value})
 
 
@@ -44,7 +44,7 @@ def test_warnings_from_inside_a_command_do_not_reach_the_terminal(capsys, monkey
     report = parallel.backend_report
 
     def overflowing_report():
-        warnings.warn("overflow encountered in cast", RuntimeWarning)
+        warnings.warn("overflow encountered in cast", RuntimeWarning, stacklevel=2)
         return report()
 
     monkeypatch.setattr(parallel, "backend_report", overflowing_report)

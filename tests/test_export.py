@@ -30,8 +30,10 @@ CLASSES = tuple(str(digit) for digit in range(10))
 def checkpoint_of(params, sizes=SIZES, **settings) -> Checkpoint:
     """A parameters-only checkpoint of ``params``."""
     return Checkpoint(
-        params=tuple(jax.device_get(params)), settings=Settings(sizes=sizes, **settings),
-        epoch=0, metrics=[],
+        params=tuple(jax.device_get(params)),
+        settings=Settings(sizes=sizes, **settings),
+        epoch=0,
+        metrics=[],
     )
 
 

@@ -138,7 +138,9 @@ def test_check_outputs_refuses_a_fifo_naming_the_flag(tmp_path):
 
 def test_check_outputs_refuses_a_file_where_a_directory_must_be(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputPathError, match=rf"^--save {tmp_path}/file/sub/r.npz: .* is not a directory"):
+    with pytest.raises(
+        OutputPathError, match=rf"^--save {tmp_path}/file/sub/r.npz: .* is not a directory"
+    ):
         check_outputs({"--save": tmp_path / "file" / "sub" / "r.npz"})
 
 

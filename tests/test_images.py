@@ -16,11 +16,11 @@ from jaxmlp import images
 from jaxmlp.errors import InputFileError
 
 
-
 def rerender(
     digit: np.ndarray, size=(200, 160), side=140, offset=(30, 10), invert=True
 ) -> Image.Image:
-    """An MNIST digit scaled to ``side`` pixels on a ``size`` canvas, black on white if ``invert``."""
+    """An MNIST digit scaled to ``side`` pixels on a ``size`` canvas, black on white if
+    ``invert``."""
     pixels = digit.reshape(28, 28)
     ink = Image.fromarray(np.round(255 * pixels).astype(np.uint8))
     big = np.asarray(ink.resize((side, side), Image.Resampling.BICUBIC), np.uint8)
@@ -83,7 +83,7 @@ def test_polarity_is_detected(mnist_digits, tmp_path):
 
 def test_dark_digit_on_transparent_canvas(mnist_digits, tmp_path):
     ink = np.asarray(rerender(mnist_digits[1], invert=False))
-    rgba = np.zeros(ink.shape + (4,), np.uint8)
+    rgba = np.zeros((*ink.shape, 4), np.uint8)
     rgba[..., 3] = ink
     Image.fromarray(rgba).save(tmp_path / "transparent.png")
     rerender(mnist_digits[1], invert=True).save(tmp_path / "opaque.png")
@@ -167,7 +167,7 @@ def test_truncated_png(mnist_digits, tmp_path):
     rerender(mnist_digits[0]).save(tmp_path / "whole.png")
     data = (tmp_path / "whole.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputFileError, match="could not be decoded|not an image"):
+    with pytest.raises(InputFileError, match=r"could not be decoded|not an image"):
         images.load_digit(tmp_path / "cut.png")
 
 
@@ -273,7 +273,13 @@ def encoded_digit(image_format: str, mode: str) -> bytes:
 
 ENCODED = {
     (image_format, mode): encoded_digit(image_format, mode)
-    for image_format, mode in [("PNG", "L"), ("PNG", "RGBA"), ("JPEG", "RGB"), ("TIFF", "F"), ("GIF", "P")]
+    for image_format, mode in [
+        ("PNG", "L"),
+        ("PNG", "RGBA"),
+        ("JPEG", "RGB"),
+        ("TIFF", "F"),
+        ("GIF", "P"),
+    ]
 }
 
 
@@ -283,7 +289,9 @@ ENCODED = {
     edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
     cut=st.one_of(st.none(), st.integers(0, 10_000)),
 )
-def test_damaged_pictures_raise_only_input_file_error_naming_the_file(tmp_path_factory, which, edits, cut):
+def test_damaged_pictures_raise_only_input_file_error_naming_the_file(
+    tmp_path_factory, which, edits, cut
+):
     content = bytearray(ENCODED[which])
     for position, value in edits:
         content[position % len(content)] = value

@@ -28,8 +28,12 @@ def program_and_values(**settings):
 def tiny_params(seed: int = 0):
     rng = np.random.default_rng(seed)
     return (
-        Layer(w=rng.normal(size=(3, 2)).astype(np.float32), b=rng.normal(size=3).astype(np.float32)),
-        Layer(w=rng.normal(size=(2, 3)).astype(np.float32), b=rng.normal(size=2).astype(np.float32)),
+        Layer(
+            w=rng.normal(size=(3, 2)).astype(np.float32), b=rng.normal(size=3).astype(np.float32)
+        ),
+        Layer(
+            w=rng.normal(size=(2, 3)).astype(np.float32), b=rng.normal(size=2).astype(np.float32)
+        ),
     )
 
 
@@ -37,8 +41,10 @@ def gradient_sequence(steps: int, seed: int = 1):
     rng = np.random.default_rng(seed)
     return [
         tuple(
-            Layer(w=rng.normal(size=layer.w.shape).astype(np.float32),
-                  b=rng.normal(size=layer.b.shape).astype(np.float32))
+            Layer(
+                w=rng.normal(size=layer.w.shape).astype(np.float32),
+                b=rng.normal(size=layer.b.shape).astype(np.float32),
+            )
             for layer in tiny_params()
         )
         for _ in range(steps)
@@ -96,7 +102,9 @@ def assert_trajectories_match(got, expected, rtol=1e-4, atol=1e-5):
     for step, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
         leaves = [leaf for layer in mine for leaf in layer]
         for index, (a, b) in enumerate(zip(leaves, theirs, strict=True)):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"step {step} leaf {index}")
+            np.testing.assert_allclose(
+                a, b, rtol=rtol, atol=atol, err_msg=f"step {step} leaf {index}"
+            )
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])

@@ -27,10 +27,24 @@ PARAMETER_TOLERANCE = 1e-5
 """Largest |Δ| allowed between the parameters of a 4-device and a 1-device run (measured:
 1.2e-7 in float32, one rounding step; the sums over the batch are added in another order)."""
 
-TRAIN_ARGS = (
-    "--sizes 784,16,10 --init he --val-size 20 --batch-size 8 --epochs 3 "
-    "--optimizer momentum --dropout 0.2 --lr 0.05"
-).split()
+TRAIN_ARGS = [
+    "--sizes",
+    "784,16,10",
+    "--init",
+    "he",
+    "--val-size",
+    "20",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "3",
+    "--optimizer",
+    "momentum",
+    "--dropout",
+    "0.2",
+    "--lr",
+    "0.05",
+]
 """70 training examples in batches of 8: 8 full batches and a ragged one of 6, which does
 not divide by 4 devices (XLA pads it)."""
 
@@ -141,12 +155,15 @@ def test_auto_lets_jax_detect_the_cluster():
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(coordinator="host"), "--coordinator must be HOST:PORT"),
-        (dict(coordinator="host:99999"), "--coordinator must be HOST:PORT"),
-        (dict(num_processes=2), "missing --coordinator, --process-id"),
-        (dict(coordinator="h:1", num_processes=2, process_id=2), "--process-id must be in 0..1"),
-        (dict(num_processes=0), "--num-processes must be at least 1"),
-        (dict(distributed="slurm"), "--distributed must be one of off, auto"),
+        ({"coordinator": "host"}, "--coordinator must be HOST:PORT"),
+        ({"coordinator": "host:99999"}, "--coordinator must be HOST:PORT"),
+        ({"num_processes": 2}, "missing --coordinator, --process-id"),
+        (
+            {"coordinator": "h:1", "num_processes": 2, "process_id": 2},
+            "--process-id must be in 0..1",
+        ),
+        ({"num_processes": 0}, "--num-processes must be at least 1"),
+        ({"distributed": "slurm"}, "--distributed must be one of off, auto"),
     ],
 )
 def test_bad_distributed_flags_are_config_errors(options, message):

@@ -22,10 +22,24 @@ from jaxmlp.cli import main
 
 TIMEOUT_S = 120
 PARAMETER_TOLERANCE = 1e-5
-TRAIN_ARGS = (
-    "--sizes 784,16,10 --init he --val-size 20 --batch-size 8 --epochs 3 "
-    "--optimizer momentum --dropout 0.2 --lr 0.05"
-).split()
+TRAIN_ARGS = [
+    "--sizes",
+    "784,16,10",
+    "--init",
+    "he",
+    "--val-size",
+    "20",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "3",
+    "--optimizer",
+    "momentum",
+    "--dropout",
+    "0.2",
+    "--lr",
+    "0.05",
+]
 
 pytestmark = pytest.mark.slow
 

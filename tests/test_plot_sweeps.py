@@ -25,14 +25,30 @@ def sweep_records(lrs=(0.1, 0.5), seeds=(0, 1), epochs=3) -> list[dict]:
 
     for epoch in range(1, epochs + 1):
         for member, (lr, seed) in enumerate(members):
-            records.append({
-                "event": "epoch", "epoch": epoch, "train_loss": 1.0, "train_accuracy": 0.5,
-                "val_loss": 1.0, "val_accuracy": 0.5 + epoch * lr / 10 + seed / 100, "lr": lr,
-                "seconds": 0.1, "member": member, "settings": chosen(lr, seed),
-            })
+            records.append(
+                {
+                    "event": "epoch",
+                    "epoch": epoch,
+                    "train_loss": 1.0,
+                    "train_accuracy": 0.5,
+                    "val_loss": 1.0,
+                    "val_accuracy": 0.5 + epoch * lr / 10 + seed / 100,
+                    "lr": lr,
+                    "seconds": 0.1,
+                    "member": member,
+                    "settings": chosen(lr, seed),
+                }
+            )
     for member, (lr, seed) in enumerate(members):
-        records.append({"event": "test", "test_loss": 1.0, "test_accuracy": 0.5,
-                        "member": member, "settings": chosen(lr, seed)})
+        records.append(
+            {
+                "event": "test",
+                "test_loss": 1.0,
+                "test_accuracy": 0.5,
+                "member": member,
+                "settings": chosen(lr, seed),
+            }
+        )
     return records
 
 
@@ -68,7 +84,8 @@ def test_plot_draws_every_setting_of_a_sweep(capsys, tmp_path, monkeypatch):
     drawn = []
     original = plots.save_sweep_curves
     monkeypatch.setattr(
-        plots, "save_sweep_curves",
+        plots,
+        "save_sweep_curves",
         lambda rows, labels, out: drawn.append((rows, labels)) or original(rows, labels, out),
     )
     code, out, err = run(capsys, "plot", path, "--out-dir", tmp_path / "plots")
@@ -113,8 +130,23 @@ def test_more_settings_than_a_figure_shows_are_refused(capsys, tmp_path):
 def test_plot_of_a_real_sweeps_metrics_draws_its_four_members(capsys, tmp_path, monkeypatch):
     metrics = tmp_path / "sweep.jsonl"
     code, _, _ = run(
-        capsys, "sweep", "--limit", 300, "--epochs", 2, "--lr", "0.1,0.5", "--seed", "0,1",
-        "--val-size", 100, "--data-dir", REAL_MNIST_DIR, "--metrics-out", metrics, "-q",
+        capsys,
+        "sweep",
+        "--limit",
+        300,
+        "--epochs",
+        2,
+        "--lr",
+        "0.1,0.5",
+        "--seed",
+        "0,1",
+        "--val-size",
+        100,
+        "--data-dir",
+        REAL_MNIST_DIR,
+        "--metrics-out",
+        metrics,
+        "-q",
     )
     assert code == 0
     drawn = []

@@ -148,7 +148,7 @@ def test_read_metrics_log_missing_file(tmp_path):
 
 
 def test_epoch_records_of_a_resumed_run_keep_the_last_of_each_epoch():
-    resumed = RECORDS[:2] + [dict(RECORDS[1], train_loss=0.4)]
+    resumed = [*RECORDS[:2], dict(RECORDS[1], train_loss=0.4)]
     assert [record["train_loss"] for record in plots.epoch_records(resumed)] == [0.9, 0.4]
 
 
@@ -161,14 +161,26 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"event": "epoch", "epoch": "three"}, "field 'epoch' must be a whole number of at least 1, got \"three\""),
+        (
+            {"event": "epoch", "epoch": "three"},
+            "field 'epoch' must be a whole number of at least 1, got \"three\"",
+        ),
         ({"epoch": 1.5}, "field 'epoch' must be a whole number of at least 1, got 1.5"),
         ({"epoch": True}, "field 'epoch' must be a whole number of at least 1, got true"),
         ({"epoch": 0}, "field 'epoch' must be a whole number of at least 1, got 0"),
         ({"event": "epoch"}, "an epoch record needs the field 'epoch'"),
-        ({"epoch": 2, "val_accuracy": "0.9"}, "field 'val_accuracy' must be a finite number or null, got \"0.9\""),
-        ({"epoch": 2, "train_loss": float("nan")}, "field 'train_loss' must be a finite number or null, got NaN"),
-        ({"event": "test", "test_accuracy": [1]}, "field 'test_accuracy' must be a finite number or null, got [1]"),
+        (
+            {"epoch": 2, "val_accuracy": "0.9"},
+            "field 'val_accuracy' must be a finite number or null, got \"0.9\"",
+        ),
+        (
+            {"epoch": 2, "train_loss": float("nan")},
+            "field 'train_loss' must be a finite number or null, got NaN",
+        ),
+        (
+            {"event": "test", "test_accuracy": [1]},
+            "field 'test_accuracy' must be a finite number or null, got [1]",
+        ),
         ({"event": 7}, "field 'event' must be a string, got 7"),
     ],
 )

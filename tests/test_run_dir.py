@@ -71,11 +71,20 @@ def test_the_run_record_says_where_the_data_came_from(tmp_path, monkeypatch):
     source = "/data/mnist (JAXMLP_DATA_DIR)"
     dataset = Dataset("mnist", split, split, split, source, tuple("0123456789"))
     record = run_dir.run_record(
-        command="train", argv=["jaxmlp", "train", "--epochs", "2"], settings={"data_dir": None},
-        dataset=dataset, started="2026-11-29T20:00:00+00:00", status="running",
+        command="train",
+        argv=["jaxmlp", "train", "--epochs", "2"],
+        settings={"data_dir": None},
+        dataset=dataset,
+        started="2026-11-29T20:00:00+00:00",
+        status="running",
     )
-    assert record["data"] == {"dataset": "mnist", "source": "/data/mnist (JAXMLP_DATA_DIR)",
-                              "train": 3, "validation": 3, "test": 3}
+    assert record["data"] == {
+        "dataset": "mnist",
+        "source": "/data/mnist (JAXMLP_DATA_DIR)",
+        "train": 3,
+        "validation": 3,
+        "test": 3,
+    }
     assert record["argv"] == ["jaxmlp", "train", "--epochs", "2"]
     assert record["backend"] == "cpu" and record["devices"][0].startswith("cpu:0")
     assert record["jaxmlp"] and record["jax"] and record["jaxlib"]

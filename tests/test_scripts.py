@@ -42,7 +42,7 @@ def test_bench_seed_config_prints_rows_and_ratios(capsys, tmp_path):
     argv = ["--data-dir", str(REAL_MNIST_DIR), "--skip-large", "--skip-e2e", "--epochs", "1"]
     argv += ["--limit", "2000", "--numpy-epochs", "1", "--numpy-examples", "100"]
 
-    assert bench.main(argv + ["--json", str(figures_path)]) == 0
+    assert bench.main([*argv, "--json", str(figures_path)]) == 0
 
     out = capsys.readouterr().out
     assert re.search(r"^Machine: .+, \d+ cores .*jax \S+ on cpu", out, re.M)
@@ -133,13 +133,11 @@ def test_reproduce_seed_prints_both_experiments(capsys, tmp_path):
     figures_path = tmp_path / "reproduce.json"
     argv = ["--data-dir", str(REAL_MNIST_DIR), "--seeds", "0", "--epochs", "1", "--limit", "300"]
 
-    assert reproduce_seed.main(argv + ["--json", str(figures_path)]) == 0
+    assert reproduce_seed.main([*argv, "--json", str(figures_path)]) == 0
 
     out = capsys.readouterr().out
     for lr, seed_document in (("0.1", "91.90"), ("0.5", "86.69")):
-        row = re.search(
-            rf"^lr {lr}\s+{NUMBER} ± n/a %\s+{seed_document} %\s+{NUMBER}$", out, re.M
-        )
+        row = re.search(rf"^lr {lr}\s+{NUMBER} ± n/a %\s+{seed_document} %\s+{NUMBER}$", out, re.M)
         assert row and 0 <= float(row[1]) <= 100 and row[1] == row[2]
     assert re.search(rf"^Total time: {NUMBER} s \(2 runs\)", out, re.M)
     experiments = json.loads(figures_path.read_text())["experiments"]
@@ -165,8 +163,10 @@ def test_reproduce_seed_rejects_bad_seeds(capsys):
 
 def test_compare_search_counts_compute_until_the_target():
     compare_search = load_script("compare_search")
-    halving = [[{"val_accuracy": v} for v in values]
-               for values in ([0.5, 0.7, 0.9], [0.6, 0.8], [0.4], [0.3])]
+    halving = [
+        [{"val_accuracy": v} for v in values]
+        for values in ([0.5, 0.7, 0.9], [0.6, 0.8], [0.4], [0.3])
+    ]
     curve = compare_search.compute_curve(halving)
     assert curve == [(4, 0.6), (6, 0.8), (7, 0.9)], "each epoch adds the members that trained it"
     assert compare_search.reached(curve, 0.8) == 6 and compare_search.reached(curve, 0.95) is None

@@ -65,12 +65,16 @@ def test_the_search_space_is_split_from_grid_lists_and_fixed_values():
 @settings(max_examples=50, deadline=None)
 def test_draws_stay_inside_their_range(low, span, seed):
     rng = np.random.default_rng(seed)
-    for distribution in (search.Range("lr", low, low * span, log=True),
-                         search.Range("lr", low, low * span)):
+    for distribution in (
+        search.Range("lr", low, low * span, log=True),
+        search.Range("lr", low, low * span),
+    ):
         values = distribution.draw(rng, 20)
         assert all(distribution.low <= value <= distribution.high for value in values)
-        assert all(value == search.rounded(value) or value in (distribution.low, distribution.high)
-                   for value in values)
+        assert all(
+            value == search.rounded(value) or value in (distribution.low, distribution.high)
+            for value in values
+        )
 
 
 def test_integer_draws_reach_both_ends_and_nothing_else():
@@ -89,8 +93,10 @@ def test_log_uniform_spreads_over_decades():
 
 
 def test_members_are_drawn_reproducibly_and_crossed_with_the_grid():
-    distributions = {"lr": search.parse_distribution("lr", "1e-3..1:log"),
-                     "dropout": search.parse_distribution("dropout", "0..0.5")}
+    distributions = {
+        "lr": search.parse_distribution("lr", "1e-3..1:log"),
+        "dropout": search.parse_distribution("dropout", "0..0.5"),
+    }
     axes = {"seed": [0, 1]}
     fixed = {"epochs": 2, "sizes": "16,8,3"}
     members = search.draw_members("seed", distributions, axes, fixed, runs=3, search_seed=7)
@@ -205,18 +211,23 @@ def test_truncation_copies_the_bottom_from_the_top():
     assert all(int(sources[i]) in top for i in bottom)
     again = search.truncation_sources(accuracies, 0.2, np.random.default_rng(3))
     assert np.array_equal(sources, again)
-    donors = [tuple(search.truncation_sources(accuracies, 0.2, np.random.default_rng(seed))[[9, 2]])
-              for seed in range(40)]
+    donors = [
+        tuple(search.truncation_sources(accuracies, 0.2, np.random.default_rng(seed))[[9, 2]])
+        for seed in range(40)
+    ]
     assert {donor for pair in donors for donor in pair} == top, "each top member may be copied"
 
 
 def test_explore_changes_only_the_copies_searched_values_within_range():
-    distributions = {"lr": search.Range("lr", 0.01, 0.5, log=True),
-                     "dropout": search.Range("dropout", 0.0, 0.3)}
+    distributions = {
+        "lr": search.Range("lr", 0.01, 0.5, log=True),
+        "dropout": search.Range("dropout", 0.0, 0.3),
+    }
     values = [{"lr": 0.1 * (i + 1) / 2, "dropout": 0.1, "momentum": 0.9} for i in range(4)]
     sources = [0, 0, 2, 2]
-    explored = search.explore(values, sources, distributions, (0.8, 1.2), 0.0,
-                              np.random.default_rng(0))
+    explored = search.explore(
+        values, sources, distributions, (0.8, 1.2), 0.0, np.random.default_rng(0)
+    )
     assert explored[0] == values[0] and explored[2] == values[2]
     for index in (1, 3):
         source = values[sources[index]]
@@ -224,11 +235,18 @@ def test_explore_changes_only_the_copies_searched_values_within_range():
         ratio = explored[index]["lr"] / source["lr"]
         assert min(abs(ratio - 0.8), abs(ratio - 1.2)) < 1e-3
         assert explored[index]["dropout"] in (search.rounded(0.08), search.rounded(0.12))
-    clipped = search.explore([{"lr": 0.5}, {"lr": 0.5}], [0, 0],
-                             {"lr": distributions["lr"]}, (1.2,), 0.0, np.random.default_rng(0))
+    clipped = search.explore(
+        [{"lr": 0.5}, {"lr": 0.5}],
+        [0, 0],
+        {"lr": distributions["lr"]},
+        (1.2,),
+        0.0,
+        np.random.default_rng(0),
+    )
     assert clipped[1]["lr"] == 0.5, "a factor does not leave the range"
-    resampled = search.explore(values, sources, distributions, (0.8, 1.2), 1.0,
-                               np.random.default_rng(0))
+    resampled = search.explore(
+        values, sources, distributions, (0.8, 1.2), 1.0, np.random.default_rng(0)
+    )
     assert all(0.01 <= resampled[i]["lr"] <= 0.5 for i in (1, 3))
     assert resampled[1]["lr"] / values[0]["lr"] not in (0.8, 1.2)
 
@@ -263,8 +281,15 @@ def test_exploits_record_who_copied_whom():
     after = [{"lr": 0.1}, {"lr": 0.12}, {"lr": 0.3}]
     records = search.exploits_of(4, [0, 0, 2], before, after)
     assert [record.to_dict() for record in records] == [
-        {"event": "exploit", "epoch": 4, "member": 1, "source": 0,
-         "before": {"lr": 0.2}, "inherited": {"lr": 0.1}, "values": {"lr": 0.12}}
+        {
+            "event": "exploit",
+            "epoch": 4,
+            "member": 1,
+            "source": 0,
+            "before": {"lr": 0.2},
+            "inherited": {"lr": 0.1},
+            "values": {"lr": 0.12},
+        }
     ]
 
 

@@ -94,9 +94,7 @@ def request(address, method: str, path: str, body: bytes | None = None, headers=
 def post(address, path: str, value) -> tuple[int, dict]:
     """POSTs ``value`` as JSON; returns ``(status, answer)``."""
     body = json.dumps(value).encode()
-    status, _, answer = request(
-        address, "POST", path, body, {"Content-Type": "application/json"}
-    )
+    status, _, answer = request(address, "POST", path, body, {"Content-Type": "application/json"})
     return status, answer
 
 
@@ -250,9 +248,7 @@ BAD_JSON_REQUESTS = [
 
 @pytest.mark.parametrize("path, body, message", BAD_JSON_REQUESTS)
 def test_bad_requests_get_400_with_a_json_error(server, path, body, message):
-    status, kind, answer = request(
-        server, "POST", path, body, {"Content-Type": "application/json"}
-    )
+    status, kind, answer = request(server, "POST", path, body, {"Content-Type": "application/json"})
     assert (status, kind) == (400, "application/json")
     assert message in answer["error"] and "\n" not in answer["error"]
     assert post(server, "/api/predict", GOOD)[0] == 200  # still serving

@@ -13,8 +13,18 @@ from jaxmlp.cli import startup
 from jaxmlp.cli.app import app, main
 
 COMMANDS = [
-    "train", "sweep", "compare-grads", "evaluate", "predict", "show", "plot",
-    "download", "data-info", "info", "serve", "export",
+    "train",
+    "sweep",
+    "compare-grads",
+    "evaluate",
+    "predict",
+    "show",
+    "plot",
+    "download",
+    "data-info",
+    "info",
+    "serve",
+    "export",
 ]
 HELP_REQUESTS = [["--version"], ["--help"], []] + [[command, "--help"] for command in COMMANDS]
 PROBE = """
@@ -31,7 +41,10 @@ def test_help_and_version_import_no_jax():
     leaves no module of JAX, jaxlib or optax imported."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(HELP_REQUESTS)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"codes": [0] * len(HELP_REQUESTS), "heavy": []}
@@ -71,7 +84,7 @@ def test_a_population_command_gets_one_cpu_device_per_core(monkeypatch):
     monkeypatch.setattr(startup, "core_count", lambda: 6)
     assert startup.population_cpu_devices({}) == 6
     assert startup.population_cpu_devices({"JAX_NUM_CPU_DEVICES": "3"}) == 3
-    assert startup.POPULATION_COMMANDS == {"sweep"}
+    assert {"sweep"} == startup.POPULATION_COMMANDS
 
 
 SWEEP_PROBE = """
@@ -94,9 +107,19 @@ def test_a_sweep_starts_a_cpu_device_per_core_and_train_one(tmp_path):
     counts = {}
     for command in ("sweep", "train"):
         done = subprocess.run(
-            [sys.executable, "-c", SWEEP_PROBE, command, "--data-dir", str(tmp_path / "none"),
-             "--no-download"],
-            capture_output=True, text=True, timeout=300, env=env,
+            [
+                sys.executable,
+                "-c",
+                SWEEP_PROBE,
+                command,
+                "--data-dir",
+                str(tmp_path / "none"),
+                "--no-download",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
         )
         counts[command] = json.loads(done.stdout.splitlines()[-1])["devices"]
     assert counts == {"sweep": startup.core_count(), "train": 1}

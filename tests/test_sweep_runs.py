@@ -12,8 +12,18 @@ from data_fixtures import small_arrays, write_idx_dataset
 from jaxmlp.checkpoint import load_checkpoint
 from jaxmlp.cli import main
 
-TINY = ("--val-size", "10", "--sizes", "784,8,10", "--init", "he", "--batch-size", "10",
-        "--epochs", "2")
+TINY = (
+    "--val-size",
+    "10",
+    "--sizes",
+    "784,8,10",
+    "--init",
+    "he",
+    "--batch-size",
+    "10",
+    "--epochs",
+    "2",
+)
 GRID = ("--lr", "0.05,0.2", "--seed", "0,1")
 
 
@@ -40,12 +50,19 @@ def test_a_sweep_run_directory_keeps_table_best_metrics_events_and_curves(
     code, out, err = sweep(capsys, data_dir, *GRID, "--run-dir", run_dir)
     assert code == 0 and err == ""
     assert sorted(path.name for path in run_dir.iterdir()) == [
-        "best.npz", "config.toml", "metrics.jsonl", "plots", "run.json", "table.json",
-        "table.txt", "tensorboard",
+        "best.npz",
+        "config.toml",
+        "metrics.jsonl",
+        "plots",
+        "run.json",
+        "table.json",
+        "table.txt",
+        "tensorboard",
     ]
     last = out.splitlines()[-1]
-    assert last.startswith(f"wrote {run_dir}: config.toml, run.json, table.txt, table.json, "
-                           "best.npz (member ")
+    assert last.startswith(
+        f"wrote {run_dir}: config.toml, run.json, table.txt, table.json, best.npz (member "
+    )
     assert last.endswith("metrics.jsonl, tensorboard/ (4 runs), plots/")
     table = json.loads((run_dir / "table.json").read_text())
     assert len(table["rows"]) == 2 and table["runs"] == 4
@@ -57,13 +74,18 @@ def test_a_sweep_run_directory_keeps_table_best_metrics_events_and_curves(
     best = record["final"]["best"]
     saved = load_checkpoint(run_dir / "best.npz")
     assert (saved.settings.lr, saved.settings.seed) == (
-        best["settings"]["lr"], best["settings"]["seed"]
+        best["settings"]["lr"],
+        best["settings"]["seed"],
     )
     assert saved.settings.data_dir == data_dir.resolve()
     assert (run_dir / "plots" / "sweep_curves.png").read_bytes().startswith(b"\x89PNG")
     members = sorted(path.name for path in (run_dir / "tensorboard").iterdir())
-    assert members == ["000_lr=0.05_seed=0", "001_lr=0.05_seed=1", "002_lr=0.2_seed=0",
-                       "003_lr=0.2_seed=1"]
+    assert members == [
+        "000_lr=0.05_seed=0",
+        "001_lr=0.05_seed=1",
+        "002_lr=0.2_seed=0",
+        "003_lr=0.2_seed=1",
+    ]
     reader = event_accumulator.EventAccumulator(str(run_dir / "tensorboard" / members[2]))
     reader.Reload()
     assert [event.step for event in reader.Scalars("accuracy/validation")] == [1, 2]

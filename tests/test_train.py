@@ -16,7 +16,7 @@ from jaxmlp.settings import SPECS, Settings
 
 
 def small_config(**changes):
-    settings = dict(sizes=(16, 12, 3), init="he", epochs=3, batch_size=16, lr=0.1)
+    settings = {"sizes": (16, 12, 3), "init": "he", "epochs": 3, "batch_size": 16, "lr": 0.1}
     settings.update(changes)
     return Settings(**settings)
 
@@ -40,7 +40,9 @@ def test_manual_and_autodiff_train_to_the_same_parameters():
     manual = fit(config)
     autodiff = fit(config.replace(grad="autodiff"))
     assert max_difference(manual.params, autodiff.params) <= 1e-5
-    assert manual.history[-1]["train_loss"] == pytest.approx(autodiff.history[-1]["train_loss"], rel=1e-5)
+    assert manual.history[-1]["train_loss"] == pytest.approx(
+        autodiff.history[-1]["train_loss"], rel=1e-5
+    )
 
 
 @pytest.mark.slow

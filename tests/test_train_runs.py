@@ -48,12 +48,20 @@ def test_a_run_directory_keeps_the_run_together(capsys, data_dir, tmp_path):
     code, out, err = train(capsys, data_dir, "--epochs", 3, "--run-dir", run_dir)
     assert code == 0 and err == ""
     entries = sorted(path.name for path in run_dir.iterdir())
-    assert entries == ["best.npz", "config.toml", "last.npz", "metrics.jsonl", "plots",
-                       "run.json", "tensorboard"]
+    assert entries == [
+        "best.npz",
+        "config.toml",
+        "last.npz",
+        "metrics.jsonl",
+        "plots",
+        "run.json",
+        "tensorboard",
+    ]
     lines = out.splitlines()
     assert lines[-2].startswith("Test: ")
-    assert lines[-1].startswith(f"wrote {run_dir}: config.toml, run.json, last.npz (epoch 3), "
-                                "best.npz (epoch ")
+    assert lines[-1].startswith(
+        f"wrote {run_dir}: config.toml, run.json, last.npz (epoch 3), best.npz (epoch "
+    )
     assert lines[-1].endswith("metrics.jsonl, tensorboard/, plots/")
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "finished" and record["ended"] >= record["started"]
@@ -66,12 +74,18 @@ def test_a_run_directory_keeps_the_run_together(capsys, data_dir, tmp_path):
     assert load_checkpoint(run_dir / "best.npz").epoch == best["epoch"]
     assert load_checkpoint(run_dir / "last.npz").epoch == 3
     assert [r["event"] for r in metrics_of(run_dir / "metrics.jsonl")] == [
-        "start", "epoch", "epoch", "epoch", "test"
+        "start",
+        "epoch",
+        "epoch",
+        "epoch",
+        "test",
     ]
     config = tomllib.loads((run_dir / "config.toml").read_text())
     assert config["data_dir"] == str(data_dir.resolve()) and config["epochs"] == 3
     assert {path.name for path in (run_dir / "plots").iterdir()} == {
-        "learning_curves.png", "confusion_matrix.png", "first_layer_weights.png",
+        "learning_curves.png",
+        "confusion_matrix.png",
+        "first_layer_weights.png",
         "misclassified.png",
     }
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
@@ -200,8 +214,9 @@ def test_early_stop_needs_a_validation_split(capsys, data_dir):
 def test_json_prints_the_final_record_alone(capsys, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("JAXMLP_DATA_DIR", str(data_dir))
     model, log = tmp_path / "m.npz", tmp_path / "m.jsonl"
-    code = main(["train", *TINY, "--epochs", "2", "--json", "--save", str(model),
-                 "--metrics-out", str(log)])
+    code = main(
+        ["train", *TINY, "--epochs", "2", "--json", "--save", str(model), "--metrics-out", str(log)]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     record = json.loads(out)
@@ -231,7 +246,8 @@ def test_ctrl_c_says_how_to_resume_and_the_record_says_interrupted(data_dir, tmp
     explicit = {"data_dir": data_dir, "val_size": 10, "sizes": "784,8,10", "epochs": 4}
     with pytest.raises(TrainingInterrupted) as caught:
         runs.train_from_options(
-            runs.RunOptions(explicit=explicit, run_dir=run_dir), echo=ctrl_c_after_epoch_2,
+            runs.RunOptions(explicit=explicit, run_dir=run_dir),
+            echo=ctrl_c_after_epoch_2,
         )
     assert str(caught.value) == (
         f"interrupted after epoch 2; {run_dir / 'last.npz'} holds epoch 2; continue with: "

@@ -5,5 +5,15 @@ from jaxmlp.cli.app import app, main
 from jaxmlp.console import run
 
 __all__ = [
-    "app", "data", "export", "grads", "info", "main", "run", "serve", "sweep", "training", "view"
+    "app",
+    "data",
+    "export",
+    "grads",
+    "info",
+    "main",
+    "run",
+    "serve",
+    "sweep",
+    "training",
+    "view",
 ]

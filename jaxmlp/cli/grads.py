@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import TYPE_CHECKING
 
@@ -50,7 +51,7 @@ def check_arguments(
     if coords < 1:
         raise ConfigError(f"must be at least 1, got {coords}", setting="coords")
     shown = ",".join(map(str, layer_widths))
-    pairs = list(zip(layer_widths, layer_widths[1:]))
+    pairs = list(itertools.pairwise(layer_widths))
     leaves = [size for n_in, n_out in pairs for size in (n_in * n_out, n_out)]
     check_elements(f"--sizes {shown}", sum(leaves), MAX_PARAMETERS, "parameters")
     probed = sum(min(coords, size) for size in leaves)
@@ -106,5 +107,7 @@ def compare_grads(
         dropout=dropout,
         label_smoothing=label_smoothing,
     )
-    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else gradcheck.format_report(report))
+    typer.echo(
+        json.dumps(report.to_dict(), indent=2) if as_json else gradcheck.format_report(report)
+    )
     return 0 if report.passed else 1

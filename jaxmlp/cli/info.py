@@ -37,7 +37,8 @@ def format_report(report: dict[str, Any]) -> str:
 @app.command("info")
 def info_command(
     platform: str | None = typer.Option(
-        None, help=f"Start this backend: {', '.join(SPECS['platform'].choices)} (default: JAX's choice)."
+        None,
+        help=f"Start this backend: {', '.join(SPECS['platform'].choices)} (default: JAX's choice).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> int:

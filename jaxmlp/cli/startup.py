@@ -16,6 +16,7 @@ uses the devices that backend has.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -52,10 +53,9 @@ def start_jax(command: str | None = None) -> None:
     enable_compilation_cache()
     remove_damaged_cache_entries()
     if command in POPULATION_COMMANDS:
-        try:
+        # JAX may already run (the command called from Python): then it keeps its devices.
+        with contextlib.suppress(RuntimeError):
             jax.config.update("jax_num_cpu_devices", population_cpu_devices())
-        except RuntimeError:  # JAX already runs (the command called from Python): keep its devices
-            pass
 
 
 def core_count() -> int:

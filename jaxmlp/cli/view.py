@@ -22,7 +22,7 @@ from jaxmlp.settings import Settings
 MAX_SHOWN = 1000
 
 
-class SplitName(str, enum.Enum):
+class SplitName(enum.StrEnum):
     """A dataset split."""
 
     train = "train"
@@ -44,7 +44,9 @@ def split_of(dataset: Any, name: str):
     """The split ``name`` of ``dataset``; raises ConfigError if it is empty."""
     split = getattr(dataset, name)
     if len(split.labels) == 0:
-        raise ConfigError(f"the {name} split of {dataset.name} is empty (trained with --val-size 0?)")
+        raise ConfigError(
+            f"the {name} split of {dataset.name} is empty (trained with --val-size 0?)"
+        )
     return split
 
 

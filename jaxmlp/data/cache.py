@@ -96,9 +96,7 @@ def save_entry(directory: Path, source: str, stem: str, pair: Pair) -> bool:
     return True
 
 
-def read_pair(
-    images_path: Path, labels_path: Path, decode: Callable[[Path, Path], Pair]
-) -> Pair:
+def read_pair(images_path: Path, labels_path: Path, decode: Callable[[Path, Path], Pair]) -> Pair:
     """The decoded images and labels of two source files, from the cache when it has them.
 
     Args:

@@ -63,7 +63,7 @@ def open_decompressed(path: str | os.PathLike) -> Iterator[tuple[BinaryIO, bool]
     """The content of ``path`` as a stream, decompressed when it starts with the gzip
     magic, and whether it was compressed."""
     try:
-        file = open(path, "rb")
+        file = open(path, "rb")  # noqa: SIM115 - the with-block below closes it
     except OSError as error:
         raise DatasetError(f"{path}: cannot read: {error.strerror or error}") from None
     with file:

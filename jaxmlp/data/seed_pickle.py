@@ -166,9 +166,7 @@ def load_seed_pickle(
         except pickle.UnpicklingError as error:
             raise DatasetError(f"{path}: unsafe or corrupt pickle: {error}") from None
         except Exception as error:  # a malformed pickle can fail in many ways
-            raise DatasetError(
-                f"{path}: corrupt pickle: {type(error).__name__}: {error}"
-            ) from None
+            raise DatasetError(f"{path}: corrupt pickle: {type(error).__name__}: {error}") from None
     return validate_seed_splits(splits, path)
 
 

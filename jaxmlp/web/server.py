@@ -203,9 +203,7 @@ def parse_png(request: dict[str, Any]) -> bytes:
     """The PNG bytes of ``request["image"]``, a ``data:image/png;base64,`` URL."""
     image = request.get("image")
     if not isinstance(image, str) or not image.startswith(PNG_DATA_URL):
-        raise RequestError(
-            HTTPStatus.BAD_REQUEST, '"image" must be a data:image/png;base64, URL'
-        )
+        raise RequestError(HTTPStatus.BAD_REQUEST, '"image" must be a data:image/png;base64, URL')
     try:
         return base64.b64decode(image[len(PNG_DATA_URL) :], validate=True)
     except binascii.Error:
@@ -263,8 +261,8 @@ def host_is_ours(value: str | None, served_host: str, port: int) -> bool:
 def origin_is_ours(origin: str, served_host: str, port: int) -> bool:
     """Whether an ``Origin`` header is ``http://`` and a host :func:`host_is_ours` accepts."""
     parts = urlsplit(origin.strip())
-    return parts.scheme == "http" and not parts.path and host_is_ours(
-        parts.netloc, served_host, port
+    return (
+        parts.scheme == "http" and not parts.path and host_is_ours(parts.netloc, served_host, port)
     )
 
 
