@@ -25,7 +25,7 @@ def test_the_readme_and_the_library_page_show_the_same_example():
 def test_the_train_from_python_example_runs(monkeypatch, capsys):
     """On the real MNIST (its first 1,000 examples of each split)."""
     monkeypatch.setenv("JAXMLP_DATA_DIR", str(REAL_MNIST_DIR))
-    exec(compile(example("README.md"), "README.md", "exec"), {})  # noqa: S102 (the test)
+    exec(compile(example("README.md"), "README.md", "exec"), {})
     solo, *members = capsys.readouterr().out.splitlines()
     assert len(members) == 4
     val_accuracy, test_accuracy = map(float, solo.split())
