@@ -21,6 +21,14 @@ class JaxmlpError(Exception):
     exit_code = 1
 
 
+class Stopped(JaxmlpError):
+    """Ctrl-C ended a command that runs until it is stopped (``jaxmlp serve``): not an
+    error, so the CLI prints the message as it is, without ``jaxmlp: error:``, and exits
+    130."""
+
+    exit_code = INTERRUPTED_EXIT_CODE
+
+
 class ConfigError(JaxmlpError):
     """Bad arguments: impossible sizes, a negative learning rate, an unknown name.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs jaxmlp with every runtime dependency at the floor pyproject.toml declares, in a
-# fresh virtual environment, and runs the fast tests there (see README, "Dependencies, and
-# why"). Usage: scripts/check_floors.sh [VENV_DIR] [pytest arguments...]
+# fresh virtual environment, and runs the fast tests there (see docs/design.md, "Dependencies,
+# and why"). Usage: scripts/check_floors.sh [VENV_DIR] [pytest arguments...]
 # VENV_DIR defaults to /tmp/jaxmlp-floor-venv and is recreated; pytest arguments default to
 # -q -m "not slow". Needs python3.11+ and PyPI; downloads about 150 MB.
 set -euo pipefail

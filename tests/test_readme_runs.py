@@ -1,6 +1,6 @@
-"""The README's "Runs" section, run step by step: every command and Python example in it,
-on a synthetic MNIST-shaped dataset (10,100 training images, so that the default 10,000
-validate)."""
+"""The guide's "Runs" section (docs/guide.md), run step by step: every command and Python
+example in it, on a synthetic MNIST-shaped dataset (10,100 training images, so that the
+default 10,000 validate)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ pytest.importorskip("tensorboard")
 
 
 def runs_section() -> str:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
     start = text.index("\n## Runs\n")
     return text[start : text.index("\n## ", start + 1)]
 
@@ -88,7 +88,7 @@ def test_the_runs_loop_runs_as_written(tmp_path, monkeypatch, capsys):
     onnx_example, numpy_example, torch_example = code_blocks(section, "python")
     assert "import torch" in torch_example
     namespace: dict = {}
-    exec(onnx_example, namespace)  # noqa: S102 (running the README's own example is the test)
+    exec(onnx_example, namespace)  # noqa: S102 (running the guide's own example is the test)
     exec(numpy_example, namespace)  # noqa: S102
     probabilities, logits = namespace["probabilities"], namespace["a"]
     best = load_checkpoint(run_dir / "best.npz")

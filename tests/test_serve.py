@@ -352,4 +352,4 @@ def test_the_command_serves_until_ctrl_c_then_exits_130(checkpoint):
     finally:
         process.kill()
     assert process.returncode == 130
-    assert err == "jaxmlp: error: interrupted; the server has stopped\n"
+    assert err == "jaxmlp serve: stopped\n"

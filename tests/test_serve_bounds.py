@@ -140,7 +140,7 @@ def test_a_non_loopback_address_gets_a_one_line_warning(
     monkeypatch.setattr(LabServer, "serve_forever", interrupted)
     assert main(["serve", str(checkpoint), "--host", host, "--port", "0"]) == 130
     lines = capsys.readouterr().err.splitlines()
-    assert lines[-1] == "jaxmlp: error: interrupted; the server has stopped"
+    assert lines[-1] == "jaxmlp serve: stopped"
     warning = (
         f"jaxmlp serve: warning: {host} is not a loopback address: anyone who can reach "
         "this machine can use the page and train the network in memory"

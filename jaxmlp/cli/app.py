@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from jaxmlp import __version__
 from jaxmlp.cli import startup
 from jaxmlp.environment import first_line, require_backend
-from jaxmlp.errors import INTERRUPTED_EXIT_CODE, ConfigError, JaxmlpError, error_line
+from jaxmlp.errors import INTERRUPTED_EXIT_CODE, ConfigError, JaxmlpError, Stopped, error_line
 
 SUBCOMMAND_ARGS = "jaxmlp.subcommand_args"
 
@@ -128,6 +128,9 @@ def run_app(argv: Sequence[str] | None) -> int:
         return fail(error.format_message().splitlines()[0] + where, error.exit_code)
     except ConfigError as error:
         return fail(flag_message(error), error.exit_code)
+    except Stopped as stop:  # Ctrl-C where it is the normal way to end, not an error
+        typer.echo(str(stop), err=True)
+        return stop.exit_code
     except JaxmlpError as error:
         return fail(str(error), error.exit_code)
     except KeyboardInterrupt:

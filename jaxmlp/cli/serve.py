@@ -41,6 +41,6 @@ def serve(
         typer.echo(f"Serving {checkpoint} at {server.url} (Ctrl-C stops)")
         server.serve_forever()
     except KeyboardInterrupt:
-        raise ServerInterrupted("interrupted; the server has stopped") from None
+        raise ServerInterrupted("jaxmlp serve: stopped") from None
     finally:
         server.server_close()

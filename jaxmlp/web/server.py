@@ -63,7 +63,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from jaxmlp.errors import DivergenceError, InputFileError, JaxmlpError
+from jaxmlp.errors import DivergenceError, InputFileError, JaxmlpError, Stopped
 from jaxmlp.images import digit_from_bytes
 from jaxmlp.web.lab import DigitLab
 
@@ -98,10 +98,8 @@ class ServerError(JaxmlpError):
     """The server cannot start: the port is taken, the host is unknown."""
 
 
-class ServerInterrupted(JaxmlpError):
-    """Ctrl-C: the server has stopped."""
-
-    exit_code = 130
+class ServerInterrupted(Stopped):
+    """Ctrl-C: the server has stopped (one plain line, exit 130)."""
 
 
 class RequestError(Exception):
