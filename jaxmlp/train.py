@@ -208,34 +208,32 @@ def make_epoch_fn(
     program: Program,
     per_epoch: int,
     image_shape: tuple[int, int] | None,
-    solo: bool,
+    alone: bool,
     layout=None,
 ):
     """``epoch(state, values, images, labels, keys) -> (state, EpochMetrics)``, compiled.
 
     Every leaf of the state, the values, the keys and the metrics has a leading member
-    axis. One member (``solo``) runs :func:`make_epoch_body` as it is (a solo run's program); several
-    run it under ``vmap``, :data:`MEMBER_CHUNK` at a time. With a ``layout``
-    (:class:`jaxmlp.parallel.DeviceLayout`), each device trains its share of the members
-    (``shard_map`` over the member axis: nothing crosses between members) and each
-    member's mini-batches are split over the data axis.
+    axis. A member ``alone`` on its device(s) runs :func:`make_epoch_body` as it is (a
+    solo run's program); several run it under ``vmap``, :data:`MEMBER_CHUNK` at a time.
+    With a ``layout`` (:class:`jaxmlp.parallel.DeviceLayout`), each group of devices on
+    the member axis trains its share of the members (``shard_map``: nothing crosses
+    between members) and each member's mini-batches are split over the data axis.
     """
-    split = layout is not None and layout.data > 1
     spread = layout is not None and layout.members > 1
     shard_batch = unsharded
-    if split:
+    if layout is not None and layout.data > 1:
         shard_batch = layout.shard_member_batch if spread else layout.shard_batch
     body = make_epoch_body(program, per_epoch, image_shape, shard_batch)
-    if solo:
-
-        def epoch(state, values, images, labels, keys):
-            state, metrics = body(first_member(state), first_member(values), images, labels, keys[0])
-            return with_member_axis((state, metrics))
-
-        return jax.jit(epoch)
     batched = jax.vmap(body, in_axes=(0, 0, None, None, 0))
 
     def epoch(state, values, images, labels, keys):
+        if alone:
+            state, metrics = body(
+                first_member(state), first_member(values), images, labels, keys[0]
+            )
+            return with_member_axis((state, metrics))
+
         def train_chunk(chunk):
             return batched(chunk[0], chunk[1], images, labels, chunk[2])
 
@@ -733,6 +731,7 @@ def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
     own_values = [member.values(per_epoch) for member in members]
     solo = len(members) == 1
     split = solo and layout is not None and layout.data > 1
+    alone = len(members) == (1 if layout is None else layout.members)
     trainer = Trainer(
         members=tuple(members),
         program=program,
@@ -740,7 +739,7 @@ def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
         steps_per_epoch=per_epoch,
         tx=make_optimizer(program, own_values[0], per_epoch),
         schedules=tuple(learning_rate_schedule(program, v, per_epoch) for v in own_values),
-        run_epoch=compiled_epoch(program, per_epoch, image_shape, solo, layout),
+        run_epoch=compiled_epoch(program, per_epoch, image_shape, alone, layout),
         evaluate=compiled_totals(len(members), program.sizes, layout.shard_batch if split else unsharded),
         data=data,
         num_classes=num_classes,
@@ -751,9 +750,9 @@ def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
 
 
 @functools.lru_cache(maxsize=32)
-def compiled_epoch(program, per_epoch, image_shape, solo: bool, layout):
+def compiled_epoch(program, per_epoch, image_shape, alone: bool, layout):
     """:func:`make_epoch_fn`, one per program (jit compiles it once per population size)."""
-    return make_epoch_fn(program, per_epoch, image_shape, solo, layout)
+    return make_epoch_fn(program, per_epoch, image_shape, alone, layout)
 
 
 @functools.lru_cache(maxsize=32)
