@@ -1,6 +1,6 @@
 """The optimizer and its learning-rate schedule, built from a program and per-run values.
 
-The per-run values (:class:`~jaxmlp.settings.RunValues`: learning rate, momentum, weight
+The per-run values (:class:`~jaxmlp.program.RunValues`: learning rate, momentum, weight
 decay, warm-up) may be traced arrays: the transformation is built inside the compiled
 program from them, so one program serves every value, and ``jax.vmap`` over the values
 trains a population. The optimizer state's structure depends on the program alone.
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmlp.model import Layer, Params
-from jaxmlp.settings import Program, RunValues
+from jaxmlp.program import Program, RunValues
 
 Schedule = Callable[[jax.Array], jax.Array]
 

@@ -22,6 +22,7 @@ import jax
 
 from jaxmlp import __version__, parallel, train
 from jaxmlp import checkpoint as checkpoints
+from jaxmlp.display import percent
 from jaxmlp.errors import CheckpointError, ConfigError, TrainingInterrupted
 from jaxmlp.files import atomic_write
 from jaxmlp.memory import check_fits_memory, run_bytes
@@ -90,11 +91,11 @@ def format_epoch(record: dict[str, Any], epochs: int) -> str:
     head = f"Epoch {record['epoch']:>{width}}/{epochs}:"
     if record.get("val_total"):
         head += (
-            f" {record['val_correct']}/{record['val_total']} val {100 * record['val_accuracy']:.2f}%"
+            f" {record['val_correct']}/{record['val_total']} val {percent(record['val_accuracy'])}%"
             f" (loss {record['val_loss']:.4f}) "
         )
     return (
-        f"{head} train {100 * record['train_accuracy']:.2f}% (loss {record['train_loss']:.4f})"
+        f"{head} train {percent(record['train_accuracy'])}% (loss {record['train_loss']:.4f})"
         f"  {record['seconds']:.2f} s"
     )
 
@@ -103,7 +104,7 @@ def format_test(test: dict[str, Any]) -> str:
     """``Test: 9190/10000 (91.90%), loss 0.2900``."""
     return (
         f"Test: {test['test_correct']}/{test['test_total']} "
-        f"({100 * test['test_accuracy']:.2f}%), loss {test['test_loss']:.4f}"
+        f"({percent(test['test_accuracy'])}%), loss {test['test_loss']:.4f}"
     )
 
 

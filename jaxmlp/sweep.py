@@ -3,7 +3,7 @@
 A sweep's values come as text, as on the command line: a comma list makes a grid axis
 (``lr="0.1,0.5"``), an integer setting also takes ranges (``seed="0-4"``), layer sizes take
 ``;`` between alternatives (``sizes="784,15,10;784,30,10"``). The grid is the product of
-the axes. Its members are grouped by :class:`~jaxmlp.settings.Program`: each group is one
+the axes. Its members are grouped by :class:`~jaxmlp.program.Program`: each group is one
 population, one compiled program (:func:`jaxmlp.train.prepare`), trained one after another.
 :func:`sweep_from_options` is ``jaxmlp sweep``: the grid, the table, the best run.
 
@@ -27,16 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from jaxmlp.architecture import parse_sizes
+from jaxmlp.display import percent, shown, shown_values
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
-from jaxmlp.settings import (
-    FIELD_TYPES,
-    SPECS,
-    Kind,
-    Settings,
-    program_of,
-    resolve_settings,
-    shown,
-)
+from jaxmlp.program import program_of
+from jaxmlp.settings import FIELD_TYPES, SPECS, Kind, Settings, resolve_settings
 
 LIST_KINDS = (Kind.PROGRAM, Kind.VALUE)
 """Settings that may take several values in a sweep."""
@@ -79,8 +74,6 @@ def parse_axis(name: str, text: str) -> list[Any]:
         else:
             values.append(parse_item(name, item))
     if name == "sizes":
-        from jaxmlp.settings import parse_sizes
-
         values = [parse_sizes(value) for value in values]
     duplicates = sorted({str(v) for v in values if values.count(v) > 1})
     if duplicates:
@@ -196,19 +189,6 @@ def varying(members: Sequence[Settings]) -> list[str]:
         for name in SPECS
         if name != "seed" and len({str(getattr(member, name)) for member in members}) > 1
     ]
-
-
-def shown_values(values: Sequence[Any], most: int = 8) -> str:
-    """An axis's values as a header shows them: ``0.1, 0.5`` or ``0, 1, 2, …, 99 (100)``."""
-    texts = [shown(value) for value in values]
-    if len(texts) > most:
-        return f"{', '.join(texts[:3])}, …, {texts[-1]} ({len(texts)})"
-    return ", ".join(texts)
-
-
-def percent(value: float | None) -> str:
-    """``91.35`` (``-`` for none)."""
-    return "-" if value is None else f"{100 * value:.2f}"
 
 
 def format_spread(values: dict[str, float | None]) -> list[str]:

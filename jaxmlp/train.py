@@ -9,9 +9,9 @@ is a step of its own (unless ``drop_last``).
 
 A run is a **population** of R ≥ 1 members; a solo run is a population of one. Every leaf
 of the training state (:class:`TrainState`) carries a leading member axis, and so do the
-per-run values (:class:`~jaxmlp.settings.RunValues`: learning rate, momentum, dropout
+per-run values (:class:`~jaxmlp.program.RunValues`: learning rate, momentum, dropout
 rates, …), which are array arguments of the compiled epoch: one compiled epoch, which
-depends on the :class:`~jaxmlp.settings.Program` alone, trains any of them. One member
+depends on the :class:`~jaxmlp.program.Program` alone, trains any of them. One member
 runs the epoch body as it is; several run it under ``jax.vmap``, in chunks of
 :data:`MEMBER_CHUNK`. **A member is the same experiment as the solo run with its
 settings** (tested bit for bit, epoch by epoch, in ``tests/test_members.py``).
@@ -50,7 +50,8 @@ from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
 from jaxmlp.evaluation import EVAL_CHUNK, chunked_log_probabilities, map_in_chunks
 from jaxmlp.model import Params, first_argmax, hidden_dropout_masks, init_params, mixed_targets
 from jaxmlp.optim import learning_rate_schedule, make_optimizer
-from jaxmlp.settings import Program, RunValues, Settings, program_of, run_values
+from jaxmlp.program import Program, RunValues, program_of, run_values
+from jaxmlp.settings import Settings
 
 Shard = Callable[[jax.Array], jax.Array]
 MEMBER_CHUNK = 16

@@ -47,7 +47,7 @@ from _common import (
 
 from jaxmlp.data import Dataset, Split, load_dataset
 from jaxmlp.settings import Settings
-from jaxmlp.train import epoch_key, prepare
+from jaxmlp.train import prepare
 
 SEED_CONFIG = Settings()
 LARGE_CONFIG = Settings(sizes=(784, 1024, 1024, 10), batch_size=1000, init="he")
@@ -187,7 +187,7 @@ def jaxmlp_epoch_seconds(config: Settings, dataset: Dataset) -> Iterator[float]:
     epoch = 0
     while True:
         began = time.perf_counter()
-        key = epoch_key(config.seed, epoch)
+        key = trainer.epoch_keys(epoch)
         state, metrics = trainer.run_epoch(state, trainer.values, images, labels, key)
         jax.block_until_ready((state, metrics))
         yield time.perf_counter() - began

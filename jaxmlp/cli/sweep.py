@@ -11,7 +11,7 @@ import typer
 from jaxmlp import sweep
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
-from jaxmlp.settings import PRESET_NAMES
+from jaxmlp.presets import PRESET_NAMES
 
 Preset = enum.Enum("Preset", {name: name for name in PRESET_NAMES}, type=str)
 

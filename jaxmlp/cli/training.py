@@ -13,7 +13,7 @@ from jaxmlp import parallel, runs
 from jaxmlp.cli.app import app
 from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
 from jaxmlp.outputs import check_outputs
-from jaxmlp.settings import PRESET_NAMES
+from jaxmlp.presets import PRESET_NAMES
 
 Preset = enum.Enum("Preset", {name: name for name in PRESET_NAMES}, type=str)
 
