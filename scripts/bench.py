@@ -227,7 +227,7 @@ def time_jaxmlp_epochs(
 
 def bench_seed_config(dataset, args) -> dict[str, Any]:
     """numpy and jaxmlp seconds per epoch of the seed's experiment, and their ratios."""
-    config = SEED_CONFIG
+    config = SEED_CONFIG.replace(limit=args.limit)
     train = dataset.train
     print(
         f"\nSeed config ({sizes_text(config.sizes)}, {config.init} init, SGD lr {config.lr:g}, "
@@ -316,7 +316,7 @@ def bracketed_ratios(epoch_rates: list[float], matmul_rates: list[float]) -> lis
 
 def bench_large_config(dataset, args) -> dict[str, Any]:
     """GFLOP/s of a large jaxmlp epoch against plain matmuls timed around each of its epochs."""
-    config = LARGE_CONFIG
+    config = LARGE_CONFIG.replace(limit=args.limit)
     train = dataset.train
     counted = counted_flops_per_epoch(config.sizes, len(train))
     multiplied = multiplied_flops_per_epoch(config.sizes, len(train))
