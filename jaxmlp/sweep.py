@@ -241,18 +241,6 @@ def padded(indices: list[int], devices: int) -> list[int]:
     return indices + [indices[-1]] * (-len(indices) % devices)
 
 
-def fit_group(trainer, on_epoch):
-    """:func:`jaxmlp.train.fit` of one population: its progress and test records (``None``
-    when every member diverged)."""
-    from jaxmlp import train
-
-    try:
-        result = train.fit(trainer, on_epoch=on_epoch)
-    except DivergenceError as error:
-        return error.progress, None
-    return result.progress, result.tests
-
-
 def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=None, write=None) -> SweepOutcome:
     """Trains ``members`` one population per program (:func:`group_by_program`).
 
@@ -287,7 +275,10 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
 
         try:
             trainer = train.prepare([members[i] for i in slots], dataset, layout=layout)
-            progress, tests = fit_group(trainer, report)
+            result = train.fit(trainer, on_epoch=report)
+            progress, tests = result.progress, result.tests
+        except DivergenceError as error:
+            progress, tests = error.progress, None
         except TrainingInterrupted as error:
             if error.progress is not None:
                 record_group(outcome, members, group, trainer, error.progress, None, write)
@@ -447,8 +438,8 @@ def sweep_from_options(options: SweepOptions, echo: Callable[[str], None] = prin
         say(f"{len(done)} runs in {seconds:.1f} s ({seconds / max(len(done), 1):.2f} s a run)")
     if options.save_best is not None and outcome.best is not None:
         value, index, trainer, state, slot = outcome.best
-        save_member(options.save_best, members[index], trainer.member_state(state, slot),
-                    outcome.histories[index])
+        member = trainer.member_state(state, slot)
+        runs.save_epoch(options.save_best, members[index], member, outcome.histories[index])
         say(f"saved the best run (validation {percent(value)}%) to {options.save_best}")
     if plot_path is not None:
         curves: dict[tuple, list] = {}
@@ -473,22 +464,3 @@ def sweep_start_record(members: list[Settings], axes: dict[str, list]) -> dict[s
     record["axes"] = {name: [str(value) for value in values] for name, values in axes.items()}
     record["runs"] = len(members)
     return record
-
-
-def save_member(path: Path, settings: Settings, state, history: list) -> None:
-    """Writes one member (its state without the member axis) as an ordinary checkpoint
-    (``train --resume`` continues it)."""
-    import jax
-
-    from jaxmlp import checkpoint as checkpoints
-
-    checkpoints.save_checkpoint(
-        path,
-        checkpoints.Checkpoint(
-            params=state.params,
-            settings=settings,
-            epoch=len(history),
-            metrics=list(history),
-            opt_state_leaves=tuple(np.asarray(leaf) for leaf in jax.tree.leaves(state.opt_state)),
-        ),
-    )

@@ -47,7 +47,7 @@ from jax.sharding import PartitionSpec
 from jaxmlp import backprop
 from jaxmlp.augment import drop_inputs, erase_images, flip_images, shift_images, shuffled_indices
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
-from jaxmlp.evaluation import EVAL_CHUNK, chunked_log_probabilities, map_in_chunks
+from jaxmlp.evaluation import EVAL_CHUNK, make_split_totals, map_in_chunks
 from jaxmlp.model import Params, first_argmax, hidden_dropout_masks, init_params, mixed_targets
 from jaxmlp.optim import learning_rate_schedule, make_optimizer
 from jaxmlp.program import Program, RunValues, program_of, run_values
@@ -253,30 +253,16 @@ def make_epoch_fn(
     return jax.jit(epoch)
 
 
-def evaluation_chunk(members: int, sizes: Sequence[int]) -> int:
-    """Examples per evaluation chunk, so that all members' activations fit
-    :data:`EVAL_ACTIVATIONS` (a solo run: :data:`~jaxmlp.evaluation.EVAL_CHUNK`)."""
-    if members == 1:
-        return EVAL_CHUNK
-    return max(1, min(EVAL_CHUNK, EVAL_ACTIVATIONS // (members * max(sizes[1:]))))
-
-
 def make_totals_fn(members: int, sizes: Sequence[int], shard_batch: Shard = unsharded):
-    """``totals(params, images, labels) -> (loss_sums, corrects)``, ``(R,)`` each, compiled.
-
-    ``loss_sums`` adds up each member's cross-entropy over the examples, ``corrects``
-    counts the examples whose most probable class is the label.
+    """``totals(params, images, labels) -> (loss_sums, corrects)``, ``(R,)`` each, compiled
+    (:func:`~jaxmlp.evaluation.make_split_totals` per member). A population's chunks of
+    examples are small enough for all members' activations to fit :data:`EVAL_ACTIVATIONS`.
     """
-    chunk = evaluation_chunk(members, sizes)
-
-    def one_member(params, images, labels):
-        log_probs = chunked_log_probabilities(params, images, shard_batch, chunk)
-        picked = jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
-        return -jnp.sum(picked), jnp.sum(jnp.argmax(log_probs, axis=-1) == labels)
-
     if members == 1:
-        return jax.jit(lambda p, x, y: with_member_axis(one_member(first_member(p), x, y)))
-    return jax.jit(jax.vmap(one_member, in_axes=(0, None, None)))
+        one = make_split_totals(shard_batch)
+        return jax.jit(lambda p, x, y: with_member_axis(one(first_member(p), x, y)))
+    chunk = max(1, min(EVAL_CHUNK, EVAL_ACTIVATIONS // (members * max(sizes[1:]))))
+    return jax.jit(jax.vmap(make_split_totals(shard_batch, chunk), in_axes=(0, None, None)))
 
 
 @jax.jit
@@ -639,60 +625,22 @@ class FitResult:
     progress: FitState
     tests: list[dict[str, Any]]
 
-    @property
-    def state(self) -> TrainState:
-        """Every member's final training state (leading member axis)."""
-        return self.progress.state
-
-    @property
-    def histories(self) -> list[list[dict[str, Any]]]:
-        """Each member's epoch records."""
-        return self.progress.histories
-
-    @property
-    def diverged(self) -> list[int | None]:
-        """For each member, the epoch in which it diverged, or ``None``."""
-        return self.progress.diverged
-
     def member(self, index: int) -> TrainResult:
         """Member ``index``'s outcome (its arrays without the member axis)."""
-        params, opt_state = jax.tree.map(lambda leaf: leaf[index], tuple(self.state))
-        return TrainResult(
-            params, opt_state, self.histories[index], self.tests[index], self.diverged[index]
-        )
+        params, opt_state = jax.tree.map(lambda leaf: leaf[index], tuple(self.progress.state))
+        history, diverged = self.progress.histories[index], self.progress.diverged[index]
+        return TrainResult(params, opt_state, history, self.tests[index], diverged)
 
-    def _solo(self) -> TrainResult:
+    def solo(self) -> TrainResult:
+        """The one member's outcome; a population's must be asked by :meth:`member`."""
         if len(self.tests) != 1:
             raise ValueError(f"a population of {len(self.tests)} runs: use .member(index)")
         return self.member(0)
 
-    @property
-    def params(self) -> Params:
-        """A solo run's final parameters."""
-        return self._solo().params
-
-    @property
-    def opt_state(self) -> optax.OptState:
-        """A solo run's final optimizer state."""
-        return self._solo().opt_state
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        """A solo run's epoch records."""
-        return self._solo().history
-
-    @property
-    def test(self) -> dict[str, Any]:
-        """A solo run's test record."""
-        return self._solo().test
-
-
-def members_of(settings: Settings | Sequence[Settings]) -> tuple[Settings, ...]:
-    """One run's settings, or several, as a tuple of members."""
-    members = (settings,) if isinstance(settings, Settings) else tuple(settings)
-    if not members:
-        raise ConfigError("a population needs at least one member")
-    return members
+    params = property(lambda self: self.solo().params, doc="A solo run's parameters.")
+    opt_state = property(lambda self: self.solo().opt_state, doc="A solo run's optimizer state.")
+    history = property(lambda self: self.solo().history, doc="A solo run's epoch records.")
+    test = property(lambda self: self.solo().test, doc="A solo run's test record.")
 
 
 def prepare(settings: Settings | Sequence[Settings], dataset, *, layout=None) -> Trainer:
@@ -710,7 +658,9 @@ def prepare(settings: Settings | Sequence[Settings], dataset, *, layout=None) ->
       ConfigError: members of different programs, settings that do not fit the data, a
         dataset that contradicts them, members that do not divide among the devices.
     """
-    members = members_of(settings)
+    members = (settings,) if isinstance(settings, Settings) else tuple(settings)
+    if not members:
+        raise ConfigError("a population needs at least one member")
     program = program_of(list(members))
     dataset = dataset_for(members[0], dataset)
     check_fits_data(members[0], dataset)

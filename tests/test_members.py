@@ -165,15 +165,15 @@ layout = parallel.device_layout("all", len(members))
 trainer = train.prepare(members, dataset, layout=layout)
 spread = train.fit(trainer)
 alone = train.fit(train.prepare(members, dataset))
-compiled = trainer.run_epoch.lower(spread.state, trainer.values, *trainer.data["train"],
+compiled = trainer.run_epoch.lower(spread.progress.state, trainer.values, *trainer.data["train"],
                                    trainer.epoch_keys(0)).compile().as_text()
 print(json.dumps({
     "mesh": dict(layout.mesh.shape),
     "difference": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                      for a, b in zip(jax.tree.leaves(spread.state), jax.tree.leaves(alone.state))),
+                      for a, b in zip(jax.tree.leaves(spread.progress.state), jax.tree.leaves(alone.progress.state))),
     "groups": sorted(set(re.findall(r"all-reduce[^\\n]*replica_groups=(\\[[^=]*\\]<=\\[\\d+\\])", compiled))),
-    "same_records": [[r["val_correct"] for r in h] for h in spread.histories]
-                    == [[r["val_correct"] for r in h] for h in alone.histories],
+    "same_records": [[r["val_correct"] for r in h] for h in spread.progress.histories]
+                    == [[r["val_correct"] for r in h] for h in alone.progress.histories],
 }))
 """
 
@@ -226,3 +226,23 @@ def test_members_spread_over_four_devices_are_their_solo_runs_on_one():
                           text=True, env=env, timeout=600, cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("each its solo run") == 8
+
+
+@pytest.mark.slow
+def test_the_readmes_train_from_python_example_runs(monkeypatch, capsys):
+    """The README's example on the real MNIST (its first 1,000 examples of each split)."""
+    from data_fixtures import REAL_MNIST_DIR
+
+    if not REAL_MNIST_DIR.is_dir():
+        pytest.skip(f"the MNIST files are not in {REAL_MNIST_DIR}")
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("<!-- train-from-python", 1)[1].split("```python\n", 1)[1]
+    code = block.split("```", 1)[0]
+    assert len(code.splitlines()) <= 12
+    monkeypatch.setenv("JAXMLP_DATA_DIR", str(REAL_MNIST_DIR))
+    exec(compile(code, "README.md", "exec"), {})
+    solo, *members = capsys.readouterr().out.splitlines()
+    assert len(members) == 4
+    val_accuracy, test_accuracy = map(float, solo.split())
+    assert 0.5 < val_accuracy <= 1 and 0.5 < test_accuracy <= 1
+    assert members[2] == f"0.1 0 {test_accuracy}", "the member with the solo run's settings"

@@ -37,14 +37,16 @@ def test_a_diverging_member_is_frozen_and_the_others_do_not_notice():
     initial = trainer.initial_state()
     with_bad = train.fit(trainer, initial)
     with_good = train.fit(train.prepare([*calm, small(seed=2)], dataset))
-    assert with_bad.diverged == [None, None, 1] and with_good.diverged == [None, None, None]
+    assert with_bad.progress.diverged == [None, None, 1]
+    assert with_good.progress.diverged == [None, None, None]
     for index in range(2):
-        for a, b in zip(jax.tree.leaves(with_bad.state.params), jax.tree.leaves(with_good.state.params)):
+        for a, b in zip(jax.tree.leaves(with_bad.progress.state.params),
+                        jax.tree.leaves(with_good.progress.state.params)):
             np.testing.assert_array_equal(np.asarray(a)[index], np.asarray(b)[index])
         assert with_bad.tests[index] == with_good.tests[index]
-    for frozen, start in zip(jax.tree.leaves(with_bad.state), jax.tree.leaves(initial)):
+    for frozen, start in zip(jax.tree.leaves(with_bad.progress.state), jax.tree.leaves(initial)):
         np.testing.assert_array_equal(np.asarray(frozen)[2], np.asarray(start)[2])
-    assert with_bad.histories[2] == []
+    assert with_bad.progress.histories[2] == []
 
 
 def test_when_every_member_diverges_the_fit_ends_with_its_progress():
