@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from jaxmlp.architecture import parse_sizes
 from jaxmlp.display import percent, shown, shown_values
@@ -241,7 +240,9 @@ def padded(indices: list[int], devices: int) -> list[int]:
     return indices + [indices[-1]] * (-len(indices) % devices)
 
 
-def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=None, write=None) -> SweepOutcome:
+def run_sweep(
+    members: Sequence[Settings], dataset, *, devices=None, on_epoch=None, write=None
+) -> SweepOutcome:
     """Trains ``members`` one population per program (:func:`group_by_program`).
 
     Args:
@@ -311,7 +312,9 @@ def record_group(outcome, members, group, trainer, progress, tests, write) -> No
             outcome.best = (val, index, trainer, progress.state, slot)
 
 
-def grid_from_flags(preset: str, given: Mapping[str, Any]) -> tuple[list[Settings], dict[str, list]]:
+def grid_from_flags(
+    preset: str, given: Mapping[str, Any]
+) -> tuple[list[Settings], dict[str, list]]:
     """The members of the grid the flags describe, and its axes of more than one value."""
     axes = {name: parse_axis(name, text) for name, text in given.items() if takes_list(name)}
     fixed = {name: value for name, value in given.items() if not takes_list(name)}

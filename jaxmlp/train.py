@@ -330,9 +330,10 @@ def dataset_for(settings: Settings, dataset):
         )
     expected = min(settings.val_size, settings.limit or settings.val_size)
     if len(dataset.validation) != expected:
+        limit = "" if settings.limit is None else f" (limit {settings.limit})"
         raise ConfigError(
-            f"is {settings.val_size}{'' if settings.limit is None else f' (limit {settings.limit})'}"
-            f" but the {dataset.name} dataset given validates on {len(dataset.validation)} examples",
+            f"is {settings.val_size}{limit} but the {dataset.name} dataset given validates on "
+            f"{len(dataset.validation)} examples",
             setting="val_size",
         )
     return dataset
@@ -691,7 +692,9 @@ def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
         tx=make_optimizer(program, own_values[0], per_epoch),
         schedules=tuple(learning_rate_schedule(program, v, per_epoch) for v in own_values),
         run_epoch=compiled_epoch(program, per_epoch, image_shape, alone, layout),
-        evaluate=compiled_totals(len(members), program.sizes, layout.shard_batch if split else unsharded),
+        evaluate=compiled_totals(
+            len(members), program.sizes, layout.shard_batch if split else unsharded
+        ),
         data=data,
         num_classes=num_classes,
         image_shape=image_shape,

@@ -16,7 +16,8 @@ from jaxmlp.data import Dataset
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import Settings
 
-SOLO_REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "solo_reference.json").read_text())
+FIXTURES = Path(__file__).parent / "fixtures"
+SOLO_REFERENCE = json.loads((FIXTURES / "solo_reference.json").read_text())
 """Checksums of SGD solo runs on ``blobs_dataset(num_train=200)`` made by the trainer before
 populations and solo runs became one (commit b1a7b63): sha256 over the bytes of every leaf.
 Runs with momentum, Adam or AdamW moved in the last bits on purpose (their sums are now
@@ -34,7 +35,8 @@ def digest(tree) -> str:
 @pytest.mark.parametrize("name", sorted(SOLO_REFERENCE))
 def test_a_solo_run_is_bit_for_bit_the_old_trainers(name):
     reference = SOLO_REFERENCE[name]
-    result = train.fit(train.prepare(Settings(**reference["settings"]), blobs_dataset(num_train=200)))
+    trainer = train.prepare(Settings(**reference["settings"]), blobs_dataset(num_train=200))
+    result = train.fit(trainer)
     assert digest(result.params) == reference["params_sha256"]
     assert digest(result.opt_state) == reference["opt_state_sha256"]
     assert [record["train_loss"] for record in result.history] == reference["train_loss"]
@@ -48,7 +50,8 @@ def mnist_like(num_train=120, num_val=30, num_test=40, name="mnist") -> Dataset:
     def split(n):
         from jaxmlp.data import Split
 
-        return Split(rng.uniform(size=(n, 784)).astype(np.float32), rng.integers(0, 10, n).astype(np.int32))
+        images = rng.uniform(size=(n, 784)).astype(np.float32)
+        return Split(images, rng.integers(0, 10, n).astype(np.int32))
 
     return Dataset(name, split(num_train), split(num_val), split(num_test), "generated",
                    tuple(str(c) for c in range(10)))
@@ -56,12 +59,14 @@ def mnist_like(num_train=120, num_val=30, num_test=40, name="mnist") -> Dataset:
 
 def test_prepare_refuses_a_dataset_the_settings_do_not_name():
     settings = Settings(dataset="fashion-mnist", val_size=30, epochs=1)
-    with pytest.raises(ConfigError, match="dataset is fashion-mnist but the dataset given is mnist"):
+    problem = "dataset is fashion-mnist but the dataset given is mnist"
+    with pytest.raises(ConfigError, match=problem):
         train.prepare(settings, mnist_like())
 
 
 def test_prepare_refuses_a_validation_split_the_settings_do_not_ask_for():
-    with pytest.raises(ConfigError, match="val_size is 10000 but the mnist dataset given validates on 30"):
+    problem = "val_size is 10000 but the mnist dataset given validates on 30 examples"
+    with pytest.raises(ConfigError, match=problem):
         train.prepare(Settings(epochs=1), mnist_like())
 
 
@@ -158,6 +163,7 @@ import jax, numpy as np
 from helpers import blobs_dataset
 from jaxmlp import parallel, train
 from jaxmlp.settings import Settings
+GROUPS = r"all-reduce[^\\n]*replica_groups=(\\[[^=]*\\]<=\\[\\d+\\])"
 dataset = blobs_dataset(num_train=200)
 members = [Settings(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16, lr=lr, seed=seed,
                     optimizer="momentum") for lr, seed in [(0.05, 0), (0.1, 1)]]
@@ -169,9 +175,10 @@ compiled = trainer.run_epoch.lower(spread.progress.state, trainer.values, *train
                                    trainer.epoch_keys(0)).compile().as_text()
 print(json.dumps({
     "mesh": dict(layout.mesh.shape),
-    "difference": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                      for a, b in zip(jax.tree.leaves(spread.progress.state), jax.tree.leaves(alone.progress.state))),
-    "groups": sorted(set(re.findall(r"all-reduce[^\\n]*replica_groups=(\\[[^=]*\\]<=\\[\\d+\\])", compiled))),
+    "difference": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in
+                      zip(jax.tree.leaves(spread.progress.state),
+                          jax.tree.leaves(alone.progress.state))),
+    "groups": sorted(set(re.findall(GROUPS, compiled))),
     "same_records": [[r["val_correct"] for r in h] for h in spread.progress.histories]
                     == [[r["val_correct"] for r in h] for h in alone.progress.histories],
 }))

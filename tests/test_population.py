@@ -51,7 +51,8 @@ def test_a_diverging_member_is_frozen_and_the_others_do_not_notice():
 
 def test_when_every_member_diverges_the_fit_ends_with_its_progress():
     trainer = train.prepare([small(seed=0, lr=1e30), small(seed=1, lr=1e30)], blobs_dataset())
-    with pytest.raises(DivergenceError, match="every one of the 2 runs diverged by epoch 1") as error:
+    problem = "every one of the 2 runs diverged by epoch 1"
+    with pytest.raises(DivergenceError, match=problem) as error:
         train.fit(trainer)
     assert error.value.progress.diverged == [1, 1] and error.value.progress.epoch == 1
 
