@@ -253,3 +253,20 @@ def test_the_readmes_train_from_python_example_runs(monkeypatch, capsys):
     val_accuracy, test_accuracy = map(float, solo.split())
     assert 0.5 < val_accuracy <= 1 and 0.5 < test_accuracy <= 1
     assert members[2] == f"0.1 0 {test_accuracy}", "the member with the solo run's settings"
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adamw"])
+def test_a_checkpoint_of_the_old_trainer_loads_and_resumes(optimizer):
+    """Saved by ``jaxmlp train --sizes 784,2,10 --epochs 1 --limit 200 --val-size 100
+    --batch-size 50 --lr 0.01 --weight-decay 0.001 --optimizer OPT`` at commit b1a7b63: the
+    optimizer states keep their structure, so the new trainer continues them."""
+    from jaxmlp.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(FIXTURES / f"old_{optimizer}_checkpoint.npz")
+    assert saved.settings.optimizer == optimizer and saved.epoch == 1
+    settings = saved.settings.replace(epochs=2, data_dir=None)
+    trainer = train.prepare(settings, mnist_like(num_train=200, num_val=100, num_test=50))
+    state = trainer.restored_state(saved.params, saved.opt_state_leaves)
+    result = train.fit(trainer, trainer.start(state, epoch=1, histories=[saved.metrics]))
+    assert [record["epoch"] for record in result.history] == [1, 2]
+    assert jax.tree.structure(result.opt_state) == jax.tree.structure(trainer.tx.init(saved.params))
