@@ -262,8 +262,6 @@ def train_from_options(options: RunOptions, echo: Callable[[str], None] = print,
     check_fits_memory(run_bytes(settings), f"training {'-'.join(map(str, settings.sizes))}")
     layout = parallel.setup(settings, options.cluster)
     main_process = parallel.is_main_process()
-    if layout is not None:
-        layout.check(1, settings.batch_size)
     if dataset is None:
         inherited = resume is not None and options.explicit.get("data_dir") is None
         origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"

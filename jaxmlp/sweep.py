@@ -235,8 +235,7 @@ class SweepOutcome:
 
 
 def padded(indices: list[int], devices: int) -> list[int]:
-    """``indices`` with the last repeated up to a multiple of ``devices`` (the copies'
-    results are dropped)."""
+    """``indices`` with the last repeated up to a multiple of ``devices`` (copies dropped)."""
     return indices + [indices[-1]] * (-len(indices) % devices)
 
 

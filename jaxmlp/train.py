@@ -196,12 +196,12 @@ def make_epoch_body(
 
 
 def first_member(tree):
-    """Inside ``jit``: member 0 of every leaf (the member axis dropped)."""
+    """Member 0 of every leaf (the member axis dropped)."""
     return jax.tree.map(lambda leaf: leaf[0], tree)
 
 
 def with_member_axis(tree):
-    """Inside ``jit``: every leaf as a population of one."""
+    """Every leaf as a population of one."""
     return jax.tree.map(lambda leaf: leaf[None], tree)
 
 
@@ -367,8 +367,7 @@ def split_records(trainer: Trainer, params, split: str) -> list[dict[str, Any]] 
 def epoch_record(
     epoch: int, totals: EpochMetrics, lr: float, seconds: float, validation: dict | None
 ) -> dict[str, Any]:
-    """The metrics of one member's epoch as JSON (``epoch`` counts from 1); ``totals`` are
-    that member's sums."""
+    """One member's epoch (its sums in ``totals``) as a JSON record; ``epoch`` counts from 1."""
     examples = int(totals.examples)
     record = {
         "event": "epoch",
@@ -446,14 +445,13 @@ class Trainer:
         """Member 0's settings (a solo run's)."""
         return self.members[0]
 
-    def place(self, value) -> jax.Array:
-        """Puts a host array on the device(s), whole on each."""
-        return jnp.asarray(value) if self.layout is None else self.layout.place(value)
-
     def place_members(self, tree):
-        """Splits the member axis of every leaf over the layout's member devices."""
-        if self.layout is None or self.layout.members == 1:
-            return jax.tree.map(self.place, tree)
+        """Splits the member axis of every leaf over the layout's member devices (one
+        member: each leaf whole on every device)."""
+        if self.layout is None:
+            return jax.tree.map(jnp.asarray, tree)
+        if self.layout.members == 1:
+            return jax.tree.map(self.layout.place, tree)
         return self.layout.place_members(tree)
 
     def initial_state(self) -> TrainState:
