@@ -203,3 +203,15 @@ def test_members_spread_over_four_devices_give_the_one_device_results(tmp_path):
     for spread, alone in zip(reports["all"]["rows"], reports["1"]["rows"], strict=True):
         assert spread["members"] == alone["members"]
         assert spread["val_accuracy"] == alone["val_accuracy"]
+
+
+def test_ctrl_c_ends_a_sweep_with_the_members_complete_epochs():
+    def interrupt(number, programs, group, progress):
+        raise KeyboardInterrupt
+
+    members = [small(seed=0), small(seed=1)]
+    with pytest.raises(TrainingInterrupted, match="after epoch 1 of program 1/1") as error:
+        sweep.run_sweep(members, blobs_dataset(num_train=200), on_epoch=interrupt)
+    results = error.value.progress.results
+    assert [result.seed for result in results] == [0, 1]
+    assert all(result.val_accuracy is not None and result.test_accuracy is None for result in results)
