@@ -343,17 +343,8 @@ def progress_line(number: int, programs: int, epochs: int, progress, seconds: fl
 
 @dataclasses.dataclass(frozen=True)
 class SweepOptions:
-    """What ``jaxmlp sweep`` was asked to do.
-
-    Attributes:
-      preset: every run's starting settings.
-      given: setting name → value given (text for the settings that take lists).
-      metrics_out: the JSON-lines file of every run's records.
-      save_best: where to save the run with the best validation accuracy.
-      plot_dir: where to write the sweep's curves.
-      as_json: print one JSON object instead of the table.
-      quiet: print only the table.
-    """
+    """What ``jaxmlp sweep`` was asked to do: its flags (``given``: setting name → value,
+    text for the settings that take lists)."""
 
     preset: str = "seed"
     given: Mapping[str, Any] = dataclasses.field(default_factory=dict)

@@ -445,13 +445,14 @@ class Trainer:
         """Member 0's settings (a solo run's)."""
         return self.members[0]
 
+    def place(self, value) -> jax.Array:
+        """Puts a host array on the device(s), whole on each."""
+        return jnp.asarray(value) if self.layout is None else self.layout.place(value)
+
     def place_members(self, tree):
-        """Splits the member axis of every leaf over the layout's member devices (one
-        member: each leaf whole on every device)."""
-        if self.layout is None:
-            return jax.tree.map(jnp.asarray, tree)
-        if self.layout.members == 1:
-            return jax.tree.map(self.layout.place, tree)
+        """Splits the member axis of every leaf over the layout's member devices."""
+        if self.layout is None or self.layout.members == 1:
+            return jax.tree.map(self.place, tree)
         return self.layout.place_members(tree)
 
     def initial_state(self) -> TrainState:
@@ -636,6 +637,9 @@ class FitResult:
             raise ValueError(f"a population of {len(self.tests)} runs: use .member(index)")
         return self.member(0)
 
+    state = property(lambda self: self.progress.state, doc="Every member's final state.")
+    histories = property(lambda self: self.progress.histories, doc="Each member's records.")
+    diverged = property(lambda self: self.progress.diverged, doc="Each member's divergence.")
     params = property(lambda self: self.solo().params, doc="A solo run's parameters.")
     opt_state = property(lambda self: self.solo().opt_state, doc="A solo run's optimizer state.")
     history = property(lambda self: self.solo().history, doc="A solo run's epoch records.")
