@@ -1,8 +1,9 @@
 """jaxmlp: a multilayer perceptron for MNIST in JAX, with backpropagation by hand.
 
-The library a notebook imports; the ``jaxmlp`` command is a thin layer over it. The names
-below are imported on first use, so that ``import jaxmlp`` (and the command's start, which
-must answer Ctrl-C and check the environment before JAX loads) does not import JAX.
+The library a notebook imports (``docs/backprop_by_hand.ipynb`` uses only the names below);
+the ``jaxmlp`` command is a thin layer over it. The names below are imported on first use,
+so that ``import jaxmlp`` (and the command's start, which must answer Ctrl-C and check the
+environment before JAX loads) does not import JAX.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ _EXPORTS = {
     "bp2_hidden_error": "jaxmlp.backprop",
     "bp3_bias_gradient": "jaxmlp.backprop",
     "bp4_weight_gradient": "jaxmlp.backprop",
+    "example_errors": "jaxmlp.backprop",
     "manual_grad": "jaxmlp.backprop",
     "manual_value_and_grad": "jaxmlp.backprop",
     "Checkpoint": "jaxmlp.checkpoint",
@@ -47,11 +49,13 @@ _EXPORTS = {
     "Params": "jaxmlp.model",
     "accuracy": "jaxmlp.model",
     "forward": "jaxmlp.model",
+    "forward_trace": "jaxmlp.model",
     "init_params": "jaxmlp.model",
     "loss": "jaxmlp.model",
     "parse_sizes": "jaxmlp.model",
     "predict": "jaxmlp.model",
     "predict_proba": "jaxmlp.model",
+    "relu_derivative": "jaxmlp.model",
 }
 
 __all__ = sorted(_EXPORTS)

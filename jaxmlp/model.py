@@ -21,10 +21,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxmlp.architecture import INIT_SCHEMES, parse_sizes
 from jaxmlp.errors import ConfigError
-from jaxmlp.settings import SPECS, parse_sizes
-
-INIT_SCHEMES = SPECS["init"].choices
 
 
 class Layer(NamedTuple):

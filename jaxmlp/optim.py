@@ -1,6 +1,6 @@
 """The optimizer and its learning-rate schedule, built from a program and per-run values.
 
-The per-run values (:class:`~jaxmlp.settings.RunValues`: learning rate, momentum, weight
+The per-run values (:class:`~jaxmlp.program.RunValues`: learning rate, momentum, weight
 decay, warm-up) may be traced arrays: the transformation is built inside the compiled
 program from them, so one program serves every value, and ``jax.vmap`` over the values
 trains a population. The optimizer state's structure depends on the program alone.
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmlp.model import Layer, Params
-from jaxmlp.settings import Program, RunValues
+from jaxmlp.program import Program, RunValues
 
 Schedule = Callable[[jax.Array], jax.Array]
 
@@ -67,6 +67,49 @@ def learning_rate_schedule(
     return lambda count: jnp.where(count < warmup, ramp(count), main(count - warmup))
 
 
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    """``optax.scale_by_adam`` (same state, same defaults), with its bias corrections as
+    products by reciprocals: ``m · (1/(1 − β₁ᵗ)) / (√(v · (1/(1 − β₂ᵗ))) + ε)``.
+
+    optax divides by the corrections; XLA rewrites a division by a broadcast scalar in one
+    way for a solo run and in another for a population's ``(R,)`` corrections, so a member
+    would differ from its solo run in the last bit. Written as products, both compile to
+    the same arithmetic.
+    """
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=zeros)
+
+    def update(updates, state, params=None):
+        mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
+        nu = jax.tree.map(lambda g, v: (1 - b2) * (g**2) + b2 * v, updates, state.nu)
+        count = optax.safe_increment(state.count)
+        mu_scale = 1 / (1 - b1**count).astype(jnp.float32)
+        nu_scale = 1 / (1 - b2**count).astype(jnp.float32)
+        scaled = jax.tree.map(
+            lambda m, v: (m * mu_scale) / (jnp.sqrt(v * nu_scale) + eps), mu, nu
+        )
+        return scaled, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def nesterov(decay):
+    """``optax.trace(decay, nesterov=True)`` (same state) with the sums written
+    ``decay · t + g``."""
+
+    def init(params):
+        return optax.TraceState(trace=jax.tree.map(jnp.zeros_like, params))
+
+    def update(updates, state, params=None):
+        trace = jax.tree.map(lambda g, t: decay * t + g, updates, state.trace)
+        updates = jax.tree.map(lambda g, t: decay * t + g, updates, trace)
+        return updates, optax.TraceState(trace=trace)
+
+    return optax.GradientTransformation(init, update)
+
+
 def weights_only(params: Params) -> Params:
     """A mask that applies weight decay to the weights ``W`` and not to the biases."""
     return tuple(Layer(w=True, b=False) for _ in params)
@@ -83,13 +126,14 @@ def make_optimizer(
     """
     schedule = learning_rate_schedule(program, values, steps_per_epoch)
     if program.optimizer == "adamw":
-        return optax.adamw(schedule, weight_decay=values.weight_decay, mask=weights_only)
+        decay = optax.add_decayed_weights(values.weight_decay, mask=weights_only)
+        return optax.chain(scale_by_adam(), decay, optax.scale_by_learning_rate(schedule))
     if program.optimizer == "sgd":
         base = optax.sgd(schedule)
     elif program.optimizer == "momentum":
-        base = optax.sgd(schedule, momentum=values.momentum, nesterov=True)
+        base = optax.chain(nesterov(values.momentum), optax.scale_by_learning_rate(schedule))
     else:
-        base = optax.adam(schedule)
+        base = optax.chain(scale_by_adam(), optax.scale_by_learning_rate(schedule))
     if not program.weight_decay:
         return base
     decay = optax.add_decayed_weights(values.weight_decay, mask=weights_only)

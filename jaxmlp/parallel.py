@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import platform as host_platform
-from collections.abc import Callable
 from typing import Any
 
 import jax

@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxmlp import __version__, keeping, parallel, train
 from jaxmlp import checkpoint as checkpoints
+from jaxmlp.display import percent
 from jaxmlp.errors import (
     CheckpointError,
     ConfigError,
@@ -99,11 +100,11 @@ def format_epoch(record: dict[str, Any], epochs: int) -> str:
     head = f"Epoch {record['epoch']:>{width}}/{epochs}:"
     if record.get("val_total"):
         head += (
-            f" {record['val_correct']}/{record['val_total']} val {100 * record['val_accuracy']:.2f}%"
+            f" {record['val_correct']}/{record['val_total']} val {percent(record['val_accuracy'])}%"
             f" (loss {record['val_loss']:.4f}) "
         )
     return (
-        f"{head} train {100 * record['train_accuracy']:.2f}% (loss {record['train_loss']:.4f})"
+        f"{head} train {percent(record['train_accuracy'])}% (loss {record['train_loss']:.4f})"
         f"  {record['seconds']:.2f} s"
     )
 
@@ -112,7 +113,7 @@ def format_test(test: dict[str, Any]) -> str:
     """``Test: 9190/10000 (91.90%), loss 0.2900``."""
     return (
         f"Test: {test['test_correct']}/{test['test_total']} "
-        f"({100 * test['test_accuracy']:.2f}%), loss {test['test_loss']:.4f}"
+        f"({percent(test['test_accuracy'])}%), loss {test['test_loss']:.4f}"
     )
 
 
@@ -284,8 +285,6 @@ def train_from_options(
     check_fits_memory(run_bytes(settings), f"training {'-'.join(map(str, settings.sizes))}")
     layout = parallel.setup(settings, options.cluster)
     main_process = parallel.is_main_process()
-    if layout is not None:
-        layout.check(1, settings.batch_size)
     if dataset is None:
         inherited = resume is not None and options.explicit.get("data_dir") is None
         origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"

@@ -44,7 +44,8 @@ import numpy as np
 
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import FIELD_TYPES, SEED_LIMIT, SPECS, check_setting, typed_value
-from jaxmlp.sweep import expand_grid, parse_axis, shown, takes_list
+from jaxmlp.display import shown
+from jaxmlp.sweep import expand_grid, parse_axis, takes_list
 
 METHODS = ("grid", "random", "halving", "pbt")
 SIGNIFICANT = 4

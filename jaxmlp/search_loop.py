@@ -31,17 +31,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jaxmlp import search
+from jaxmlp.display import percent, shown
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
+from jaxmlp.program import program_of
 from jaxmlp.settings import Settings
 from jaxmlp.sweep import (
     MemberResult,
     SweepOutcome,
     grid_from_flags,
     parse_axis,
-    percent,
-    program_of,
     row_key,
-    shown,
     takes_list,
 )
 from jaxmlp.train import FitState, Trainer, prepare, split_records

@@ -4,7 +4,7 @@ A sweep's values come as text, as on the command line: a comma list makes a grid
 (``lr="0.1,0.5"``), an integer setting also takes ranges (``seed="0-4"``), layer sizes take
 ``;`` between alternatives (``sizes="784,15,10;784,30,10"``). The grid is the product of
 the axes, at most :data:`MAX_GRID_SIZE` members. Its members are grouped by
-:class:`~jaxmlp.settings.Program`: each group is one population, one compiled program
+:class:`~jaxmlp.program.Program`: each group is one population, one compiled program
 (:func:`jaxmlp.train.prepare`), trained one after another.
 :func:`sweep_from_options` is ``jaxmlp sweep``: the grid, the table, the best run.
 
@@ -28,17 +28,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jaxmlp.architecture import parse_sizes
+from jaxmlp.display import percent, shown, shown_values
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
-from jaxmlp.settings import (
-    FIELD_TYPES,
-    SPECS,
-    Kind,
-    Settings,
-    check_setting,
-    program_of,
-    resolve_settings,
-    shown,
-)
+from jaxmlp.program import program_of
+from jaxmlp.settings import FIELD_TYPES, SPECS, Kind, Settings, check_setting, resolve_settings
 
 MAX_GRID_SIZE = 4096
 """The most members one sweep may have; larger ranges and grids are refused unexpanded."""
@@ -95,8 +89,6 @@ def parse_axis(name: str, text: str) -> list[Any]:
         )
     values = [v for piece in pieces for v in (piece if isinstance(piece, range) else [piece])]
     if name == "sizes":
-        from jaxmlp.settings import parse_sizes
-
         values = [parse_sizes(value) for value in values]
     duplicates = sorted({str(value) for value, times in Counter(values).items() if times > 1})
     if duplicates:
@@ -233,19 +225,6 @@ def varying(members: Sequence[Settings]) -> list[str]:
     ]
 
 
-def shown_values(values: Sequence[Any], most: int = 8) -> str:
-    """An axis's values as a header shows them: ``0.1, 0.5`` or ``0, 1, 2, …, 99 (100)``."""
-    texts = [shown(value) for value in values]
-    if len(texts) > most:
-        return f"{', '.join(texts[:3])}, …, {texts[-1]} ({len(texts)})"
-    return ", ".join(texts)
-
-
-def percent(value: float | None) -> str:
-    """``91.35`` (``-`` for none)."""
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
 def format_spread(values: dict[str, float | None]) -> list[str]:
     """``mean ± sd``, ``min``, ``max`` as table cells."""
     sd = "" if values["sd"] is None else f" ± {percent(values['sd'])}"
@@ -301,24 +280,13 @@ class SweepOutcome:
 
 
 def padded(indices: list[int], devices: int) -> list[int]:
-    """``indices`` with the last repeated up to a multiple of ``devices`` (the copies'
-    results are dropped)."""
+    """``indices`` with the last repeated up to a multiple of ``devices`` (copies dropped)."""
     return indices + [indices[-1]] * (-len(indices) % devices)
 
 
-def fit_group(trainer, on_epoch):
-    """:func:`jaxmlp.train.fit` of one population: its progress and test records (``None``
-    when every member diverged)."""
-    from jaxmlp import train
-
-    try:
-        result = train.fit(trainer, on_epoch=on_epoch)
-    except DivergenceError as error:
-        return error.progress, None
-    return result.progress, result.tests
-
-
-def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=None, write=None) -> SweepOutcome:
+def run_sweep(
+    members: Sequence[Settings], dataset, *, devices=None, on_epoch=None, write=None
+) -> SweepOutcome:
     """Trains ``members`` one population per program (:func:`group_by_program`).
 
     Args:
@@ -353,7 +321,10 @@ def run_sweep(members: Sequence[Settings], dataset, *, devices=None, on_epoch=No
 
         try:
             trainer = train.prepare([members[i] for i in slots], dataset, layout=layout)
-            progress, tests = fit_group(trainer, report)
+            result = train.fit(trainer, on_epoch=report)
+            progress, tests = result.progress, result.tests
+        except DivergenceError as error:
+            progress, tests = error.progress, None
         except TrainingInterrupted as error:
             if error.progress is not None:
                 record_group(outcome, members, group, trainer, error.progress, None, write)
@@ -386,7 +357,9 @@ def record_group(outcome, members, group, trainer, progress, tests, write) -> No
             outcome.best = (val, index, trainer, progress.state, slot)
 
 
-def grid_from_flags(preset: str, given: Mapping[str, Any]) -> tuple[list[Settings], dict[str, list]]:
+def grid_from_flags(
+    preset: str, given: Mapping[str, Any]
+) -> tuple[list[Settings], dict[str, list]]:
     """The members of the grid the flags describe, and its axes of more than one value."""
     axes = {name: parse_axis(name, text) for name, text in given.items() if takes_list(name)}
     fixed = {name: value for name, value in given.items() if not takes_list(name)}

@@ -9,9 +9,9 @@ is a step of its own (unless ``drop_last``).
 
 A run is a **population** of R ≥ 1 members; a solo run is a population of one. Every leaf
 of the training state (:class:`TrainState`) carries a leading member axis, and so do the
-per-run values (:class:`~jaxmlp.settings.RunValues`: learning rate, momentum, dropout
+per-run values (:class:`~jaxmlp.program.RunValues`: learning rate, momentum, dropout
 rates, …), which are array arguments of the compiled epoch: one compiled epoch, which
-depends on the :class:`~jaxmlp.settings.Program` alone, trains any of them. One member
+depends on the :class:`~jaxmlp.program.Program` alone, trains any of them. One member
 runs the epoch body as it is; several run it under ``jax.vmap``, in chunks of
 :data:`MEMBER_CHUNK`. **A member is the same experiment as the solo run with its
 settings** (tested bit for bit, epoch by epoch, in ``tests/test_members.py``).
@@ -47,10 +47,11 @@ from jax.sharding import PartitionSpec
 from jaxmlp import backprop
 from jaxmlp.augment import drop_inputs, erase_images, flip_images, shift_images, shuffled_indices
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
-from jaxmlp.evaluation import EVAL_CHUNK, chunked_log_probabilities, map_in_chunks
+from jaxmlp.evaluation import EVAL_CHUNK, make_split_totals, map_in_chunks
 from jaxmlp.model import Params, first_argmax, hidden_dropout_masks, init_params, mixed_targets
 from jaxmlp.optim import learning_rate_schedule, make_optimizer
-from jaxmlp.settings import Program, RunValues, Settings, program_of, run_values
+from jaxmlp.program import Program, RunValues, program_of, run_values
+from jaxmlp.settings import Settings
 
 Shard = Callable[[jax.Array], jax.Array]
 MEMBER_CHUNK = 16
@@ -195,12 +196,12 @@ def make_epoch_body(
 
 
 def first_member(tree):
-    """Inside ``jit``: member 0 of every leaf (the member axis dropped)."""
+    """Member 0 of every leaf (the member axis dropped)."""
     return jax.tree.map(lambda leaf: leaf[0], tree)
 
 
 def with_member_axis(tree):
-    """Inside ``jit``: every leaf as a population of one."""
+    """Every leaf as a population of one."""
     return jax.tree.map(lambda leaf: leaf[None], tree)
 
 
@@ -208,34 +209,32 @@ def make_epoch_fn(
     program: Program,
     per_epoch: int,
     image_shape: tuple[int, int] | None,
-    solo: bool,
+    alone: bool,
     layout=None,
 ):
     """``epoch(state, values, images, labels, keys) -> (state, EpochMetrics)``, compiled.
 
     Every leaf of the state, the values, the keys and the metrics has a leading member
-    axis. One member (``solo``) runs :func:`make_epoch_body` as it is (a solo run's program); several
-    run it under ``vmap``, :data:`MEMBER_CHUNK` at a time. With a ``layout``
-    (:class:`jaxmlp.parallel.DeviceLayout`), each device trains its share of the members
-    (``shard_map`` over the member axis: nothing crosses between members) and each
-    member's mini-batches are split over the data axis.
+    axis. A member ``alone`` on its device(s) runs :func:`make_epoch_body` as it is (a
+    solo run's program); several run it under ``vmap``, :data:`MEMBER_CHUNK` at a time.
+    With a ``layout`` (:class:`jaxmlp.parallel.DeviceLayout`), each group of devices on
+    the member axis trains its share of the members (``shard_map``: nothing crosses
+    between members) and each member's mini-batches are split over the data axis.
     """
-    split = layout is not None and layout.data > 1
     spread = layout is not None and layout.members > 1
     shard_batch = unsharded
-    if split:
+    if layout is not None and layout.data > 1:
         shard_batch = layout.shard_member_batch if spread else layout.shard_batch
     body = make_epoch_body(program, per_epoch, image_shape, shard_batch)
-    if solo:
-
-        def epoch(state, values, images, labels, keys):
-            state, metrics = body(first_member(state), first_member(values), images, labels, keys[0])
-            return with_member_axis((state, metrics))
-
-        return jax.jit(epoch)
     batched = jax.vmap(body, in_axes=(0, 0, None, None, 0))
 
     def epoch(state, values, images, labels, keys):
+        if alone:
+            state, metrics = body(
+                first_member(state), first_member(values), images, labels, keys[0]
+            )
+            return with_member_axis((state, metrics))
+
         def train_chunk(chunk):
             return batched(chunk[0], chunk[1], images, labels, chunk[2])
 
@@ -254,30 +253,16 @@ def make_epoch_fn(
     return jax.jit(epoch)
 
 
-def evaluation_chunk(members: int, sizes: Sequence[int]) -> int:
-    """Examples per evaluation chunk, so that all members' activations fit
-    :data:`EVAL_ACTIVATIONS` (a solo run: :data:`~jaxmlp.evaluation.EVAL_CHUNK`)."""
-    if members == 1:
-        return EVAL_CHUNK
-    return max(1, min(EVAL_CHUNK, EVAL_ACTIVATIONS // (members * max(sizes[1:]))))
-
-
 def make_totals_fn(members: int, sizes: Sequence[int], shard_batch: Shard = unsharded):
-    """``totals(params, images, labels) -> (loss_sums, corrects)``, ``(R,)`` each, compiled.
-
-    ``loss_sums`` adds up each member's cross-entropy over the examples, ``corrects``
-    counts the examples whose most probable class is the label.
+    """``totals(params, images, labels) -> (loss_sums, corrects)``, ``(R,)`` each, compiled
+    (:func:`~jaxmlp.evaluation.make_split_totals` per member). A population's chunks of
+    examples are small enough for all members' activations to fit :data:`EVAL_ACTIVATIONS`.
     """
-    chunk = evaluation_chunk(members, sizes)
-
-    def one_member(params, images, labels):
-        log_probs = chunked_log_probabilities(params, images, shard_batch, chunk)
-        picked = jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
-        return -jnp.sum(picked), jnp.sum(jnp.argmax(log_probs, axis=-1) == labels)
-
     if members == 1:
-        return jax.jit(lambda p, x, y: with_member_axis(one_member(first_member(p), x, y)))
-    return jax.jit(jax.vmap(one_member, in_axes=(0, None, None)))
+        one = make_split_totals(shard_batch)
+        return jax.jit(lambda p, x, y: with_member_axis(one(first_member(p), x, y)))
+    chunk = max(1, min(EVAL_CHUNK, EVAL_ACTIVATIONS // (members * max(sizes[1:]))))
+    return jax.jit(jax.vmap(make_split_totals(shard_batch, chunk), in_axes=(0, None, None)))
 
 
 @jax.jit
@@ -345,9 +330,10 @@ def dataset_for(settings: Settings, dataset):
         )
     expected = min(settings.val_size, settings.limit or settings.val_size)
     if len(dataset.validation) != expected:
+        limit = "" if settings.limit is None else f" (limit {settings.limit})"
         raise ConfigError(
-            f"is {settings.val_size}{'' if settings.limit is None else f' (limit {settings.limit})'}"
-            f" but the {dataset.name} dataset given validates on {len(dataset.validation)} examples",
+            f"is {settings.val_size}{limit} but the {dataset.name} dataset given validates on "
+            f"{len(dataset.validation)} examples",
             setting="val_size",
         )
     return dataset
@@ -381,8 +367,7 @@ def split_records(trainer: Trainer, params, split: str) -> list[dict[str, Any]] 
 def epoch_record(
     epoch: int, totals: EpochMetrics, lr: float, seconds: float, validation: dict | None
 ) -> dict[str, Any]:
-    """The metrics of one member's epoch as JSON (``epoch`` counts from 1); ``totals`` are
-    that member's sums."""
+    """One member's epoch (its sums in ``totals``) as a JSON record; ``epoch`` counts from 1."""
     examples = int(totals.examples)
     record = {
         "event": "epoch",
@@ -640,60 +625,25 @@ class FitResult:
     progress: FitState
     tests: list[dict[str, Any]]
 
-    @property
-    def state(self) -> TrainState:
-        """Every member's final training state (leading member axis)."""
-        return self.progress.state
-
-    @property
-    def histories(self) -> list[list[dict[str, Any]]]:
-        """Each member's epoch records."""
-        return self.progress.histories
-
-    @property
-    def diverged(self) -> list[int | None]:
-        """For each member, the epoch in which it diverged, or ``None``."""
-        return self.progress.diverged
-
     def member(self, index: int) -> TrainResult:
         """Member ``index``'s outcome (its arrays without the member axis)."""
-        params, opt_state = jax.tree.map(lambda leaf: leaf[index], tuple(self.state))
-        return TrainResult(
-            params, opt_state, self.histories[index], self.tests[index], self.diverged[index]
-        )
+        params, opt_state = jax.tree.map(lambda leaf: leaf[index], tuple(self.progress.state))
+        history, diverged = self.progress.histories[index], self.progress.diverged[index]
+        return TrainResult(params, opt_state, history, self.tests[index], diverged)
 
-    def _solo(self) -> TrainResult:
+    def solo(self) -> TrainResult:
+        """The one member's outcome; a population's must be asked by :meth:`member`."""
         if len(self.tests) != 1:
             raise ValueError(f"a population of {len(self.tests)} runs: use .member(index)")
         return self.member(0)
 
-    @property
-    def params(self) -> Params:
-        """A solo run's final parameters."""
-        return self._solo().params
-
-    @property
-    def opt_state(self) -> optax.OptState:
-        """A solo run's final optimizer state."""
-        return self._solo().opt_state
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        """A solo run's epoch records."""
-        return self._solo().history
-
-    @property
-    def test(self) -> dict[str, Any]:
-        """A solo run's test record."""
-        return self._solo().test
-
-
-def members_of(settings: Settings | Sequence[Settings]) -> tuple[Settings, ...]:
-    """One run's settings, or several, as a tuple of members."""
-    members = (settings,) if isinstance(settings, Settings) else tuple(settings)
-    if not members:
-        raise ConfigError("a population needs at least one member")
-    return members
+    state = property(lambda self: self.progress.state, doc="Every member's final state.")
+    histories = property(lambda self: self.progress.histories, doc="Each member's records.")
+    diverged = property(lambda self: self.progress.diverged, doc="Each member's divergence.")
+    params = property(lambda self: self.solo().params, doc="A solo run's parameters.")
+    opt_state = property(lambda self: self.solo().opt_state, doc="A solo run's optimizer state.")
+    history = property(lambda self: self.solo().history, doc="A solo run's epoch records.")
+    test = property(lambda self: self.solo().test, doc="A solo run's test record.")
 
 
 def prepare(settings: Settings | Sequence[Settings], dataset, *, layout=None) -> Trainer:
@@ -711,7 +661,9 @@ def prepare(settings: Settings | Sequence[Settings], dataset, *, layout=None) ->
       ConfigError: members of different programs, settings that do not fit the data, a
         dataset that contradicts them, members that do not divide among the devices.
     """
-    members = members_of(settings)
+    members = (settings,) if isinstance(settings, Settings) else tuple(settings)
+    if not members:
+        raise ConfigError("a population needs at least one member")
     program = program_of(list(members))
     dataset = dataset_for(members[0], dataset)
     check_fits_data(members[0], dataset)
@@ -733,6 +685,7 @@ def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
     own_values = [member.values(per_epoch) for member in members]
     solo = len(members) == 1
     split = solo and layout is not None and layout.data > 1
+    alone = len(members) == (1 if layout is None else layout.members)
     trainer = Trainer(
         members=tuple(members),
         program=program,
@@ -740,8 +693,10 @@ def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
         steps_per_epoch=per_epoch,
         tx=make_optimizer(program, own_values[0], per_epoch),
         schedules=tuple(learning_rate_schedule(program, v, per_epoch) for v in own_values),
-        run_epoch=compiled_epoch(program, per_epoch, image_shape, solo, layout),
-        evaluate=compiled_totals(len(members), program.sizes, layout.shard_batch if split else unsharded),
+        run_epoch=compiled_epoch(program, per_epoch, image_shape, alone, layout),
+        evaluate=compiled_totals(
+            len(members), program.sizes, layout.shard_batch if split else unsharded
+        ),
         data=data,
         num_classes=num_classes,
         image_shape=image_shape,
@@ -751,9 +706,9 @@ def build_trainer(members, data, num_classes, image_shape, layout) -> Trainer:
 
 
 @functools.lru_cache(maxsize=32)
-def compiled_epoch(program, per_epoch, image_shape, solo: bool, layout):
+def compiled_epoch(program, per_epoch, image_shape, alone: bool, layout):
     """:func:`make_epoch_fn`, one per program (jit compiles it once per population size)."""
-    return make_epoch_fn(program, per_epoch, image_shape, solo, layout)
+    return make_epoch_fn(program, per_epoch, image_shape, alone, layout)
 
 
 @functools.lru_cache(maxsize=32)

@@ -21,6 +21,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from jaxmlp.display import percent
 from jaxmlp.evaluation import ClassScores, Evaluation, Prediction, averaged_scores
 
 UPPER_HALF, LOWER_HALF, FULL_BLOCK = "▀", "▄", "█"
@@ -164,11 +165,6 @@ def digit_grid_image(
     return page
 
 
-def percent(fraction: float) -> str:
-    """``0.9783`` as ``"97.83%"``."""
-    return f"{100 * fraction:.2f}%"
-
-
 def class_scores_table(scores: ClassScores, class_names: Sequence[str]) -> Table:
     """Precision, recall, F1 and support per class, then the macro and weighted averages."""
     table = Table(title="Per-class scores", box=box.SIMPLE_HEAD, title_justify="left")
@@ -240,7 +236,7 @@ def summary_text(evaluation: Evaluation, *, title: str) -> Text:
         (title, "bold"),
         "\n",
         "accuracy ",
-        (percent(evaluation.accuracy), "bold"),
+        (f"{percent(evaluation.accuracy)}%", "bold"),
         f" ({evaluation.correct:,} / {evaluation.total:,})   loss ",
         (f"{evaluation.loss:.4f}", "bold"),
     )

@@ -47,7 +47,7 @@ from _common import (
 
 from jaxmlp.data import Dataset, Split, load_dataset
 from jaxmlp.settings import Settings
-from jaxmlp.train import epoch_key, prepare
+from jaxmlp.train import prepare
 
 SEED_CONFIG = Settings()
 LARGE_CONFIG = Settings(sizes=(784, 1024, 1024, 10), batch_size=1000, init="he")
@@ -187,7 +187,7 @@ def jaxmlp_epoch_seconds(config: Settings, dataset: Dataset) -> Iterator[float]:
     epoch = 0
     while True:
         began = time.perf_counter()
-        key = epoch_key(config.seed, epoch)
+        key = trainer.epoch_keys(epoch)
         state, metrics = trainer.run_epoch(state, trainer.values, images, labels, key)
         jax.block_until_ready((state, metrics))
         yield time.perf_counter() - began
@@ -227,7 +227,7 @@ def time_jaxmlp_epochs(
 
 def bench_seed_config(dataset, args) -> dict[str, Any]:
     """numpy and jaxmlp seconds per epoch of the seed's experiment, and their ratios."""
-    config = SEED_CONFIG
+    config = SEED_CONFIG.replace(limit=args.limit)
     train = dataset.train
     print(
         f"\nSeed config ({sizes_text(config.sizes)}, {config.init} init, SGD lr {config.lr:g}, "
@@ -316,7 +316,7 @@ def bracketed_ratios(epoch_rates: list[float], matmul_rates: list[float]) -> lis
 
 def bench_large_config(dataset, args) -> dict[str, Any]:
     """GFLOP/s of a large jaxmlp epoch against plain matmuls timed around each of its epochs."""
-    config = LARGE_CONFIG
+    config = LARGE_CONFIG.replace(limit=args.limit)
     train = dataset.train
     counted = counted_flops_per_epoch(config.sizes, len(train))
     multiplied = multiplied_flops_per_epoch(config.sizes, len(train))

@@ -26,6 +26,7 @@ from _common import (
 )
 
 from jaxmlp.data import load_dataset
+from jaxmlp.display import percent
 from jaxmlp.settings import Settings
 from jaxmlp.sweep import run_sweep
 
@@ -73,17 +74,13 @@ def shared_settings(config: Settings) -> dict[str, Any]:
     return {k: v for k, v in config.to_dict().items() if k not in ("lr", "seed")}
 
 
-def percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}"
-
-
 def format_row(lr: float, summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     """``lr 0.1   91.73 ± 0.40 %   91.90 %   91.95 90.15 …``."""
     per_seed = " ".join(
         "diverged" if run["test_accuracy"] is None else percent(run["test_accuracy"])
         for run in runs
     )
-    result = f"{percent(summary['mean'])} ± {percent(summary['sd'])} %"
+    result = f"{percent(summary['mean'], 'n/a')} ± {percent(summary['sd'], 'n/a')} %"
     return f"lr {lr:<6g}{result:>20}{percent(SEED_DOCUMENT_ACCURACY[lr]) + ' %':>16}   {per_seed}"
 
 

@@ -24,7 +24,8 @@ def runnable_commands(document: str) -> list[list[str]]:
     """The command lines of a document's runnable blocks, as argument lists."""
     text = (REPO_ROOT / document).read_text(encoding="utf-8")
     blocks = BLOCK.findall(text)
-    assert len(blocks) == text.count(MARKER), f"{document}: a {MARKER} not right above ```sh"
+    markers = sum(line == MARKER for line in text.splitlines())
+    assert len(blocks) == markers, f"{document}: a {MARKER} not right above ```sh"
     lines = [line for block in blocks for line in block.splitlines()]
     return [shlex.split(line, comments=True) for line in lines if shlex.split(line, comments=True)]
 

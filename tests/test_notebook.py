@@ -46,6 +46,17 @@ def assert_ran_cleanly(notebook) -> None:
     assert images(notebook) >= MIN_IMAGES
 
 
+def test_the_notebook_uses_only_what_jaxmlp_exports():
+    import re
+
+    import jaxmlp
+
+    source = "\n".join(cell.source for cell in code_cells(nbformat.read(NOTEBOOK, as_version=4)))
+    assert not re.search(r"from jaxmlp|import jaxmlp\.", source)
+    used = set(re.findall(r"jaxmlp\.(\w+)", source))
+    assert used and used <= set(jaxmlp.__all__), used - set(jaxmlp.__all__)
+
+
 def test_the_notebook_is_stored_with_its_outputs():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(notebook)

@@ -12,7 +12,8 @@ import pytest
 
 from jaxmlp.model import Layer
 from jaxmlp.optim import learning_rate_schedule, make_optimizer
-from jaxmlp.settings import Settings, program_of, run_values
+from jaxmlp.program import program_of, run_values
+from jaxmlp.settings import Settings
 
 STEPS_PER_EPOCH = 4
 EPOCHS = 3

@@ -37,19 +37,22 @@ def test_a_diverging_member_is_frozen_and_the_others_do_not_notice():
     initial = trainer.initial_state()
     with_bad = train.fit(trainer, initial)
     with_good = train.fit(train.prepare([*calm, small(seed=2)], dataset))
-    assert with_bad.diverged == [None, None, 1] and with_good.diverged == [None, None, None]
+    assert with_bad.progress.diverged == [None, None, 1]
+    assert with_good.progress.diverged == [None, None, None]
     for index in range(2):
-        for a, b in zip(jax.tree.leaves(with_bad.state.params), jax.tree.leaves(with_good.state.params)):
+        for a, b in zip(jax.tree.leaves(with_bad.progress.state.params),
+                        jax.tree.leaves(with_good.progress.state.params)):
             np.testing.assert_array_equal(np.asarray(a)[index], np.asarray(b)[index])
         assert with_bad.tests[index] == with_good.tests[index]
-    for frozen, start in zip(jax.tree.leaves(with_bad.state), jax.tree.leaves(initial)):
+    for frozen, start in zip(jax.tree.leaves(with_bad.progress.state), jax.tree.leaves(initial)):
         np.testing.assert_array_equal(np.asarray(frozen)[2], np.asarray(start)[2])
-    assert with_bad.histories[2] == []
+    assert with_bad.progress.histories[2] == []
 
 
 def test_when_every_member_diverges_the_fit_ends_with_its_progress():
     trainer = train.prepare([small(seed=0, lr=1e30), small(seed=1, lr=1e30)], blobs_dataset())
-    with pytest.raises(DivergenceError, match="every one of the 2 runs diverged by epoch 1") as error:
+    problem = "every one of the 2 runs diverged by epoch 1"
+    with pytest.raises(DivergenceError, match=problem) as error:
         train.fit(trainer)
     assert error.value.progress.diverged == [1, 1] and error.value.progress.epoch == 1
 
@@ -200,3 +203,15 @@ def test_members_spread_over_four_devices_give_the_one_device_results(tmp_path):
     for spread, alone in zip(reports["all"]["rows"], reports["1"]["rows"], strict=True):
         assert spread["members"] == alone["members"]
         assert spread["val_accuracy"] == alone["val_accuracy"]
+
+
+def test_ctrl_c_ends_a_sweep_with_the_members_complete_epochs():
+    def interrupt(number, programs, group, progress):
+        raise KeyboardInterrupt
+
+    members = [small(seed=0), small(seed=1)]
+    with pytest.raises(TrainingInterrupted, match="after epoch 1 of program 1/1") as error:
+        sweep.run_sweep(members, blobs_dataset(num_train=200), on_epoch=interrupt)
+    results = error.value.progress.results
+    assert [result.seed for result in results] == [0, 1]
+    assert all(result.val_accuracy is not None and result.test_accuracy is None for result in results)

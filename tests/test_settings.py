@@ -11,18 +11,9 @@ from jaxmlp import memory
 from jaxmlp.cli.app import flag_message
 from jaxmlp.cli.options import shown_default
 from jaxmlp.errors import ConfigError
-from jaxmlp.settings import (
-    DATASET_PRESETS,
-    PRESETS,
-    SEED_LIMIT,
-    SPECS,
-    Kind,
-    Settings,
-    program_of,
-    resolve_settings,
-    resume_conflicts,
-    run_values,
-)
+from jaxmlp.presets import DATASET_PRESETS, PRESETS
+from jaxmlp.program import program_of, run_values
+from jaxmlp.settings import SEED_LIMIT, SPECS, Kind, Settings, resolve_settings, resume_conflicts
 
 
 def test_defaults_are_the_seed_experiment():

@@ -12,7 +12,8 @@ from jaxmlp.cli.app import app
 from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError
 from jaxmlp.memory import check_elements
-from jaxmlp.settings import SPECS, check_setting, parse_sizes
+from jaxmlp.architecture import parse_sizes
+from jaxmlp.settings import SPECS, check_setting
 
 if TYPE_CHECKING:
     import jax

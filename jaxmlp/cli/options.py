@@ -19,7 +19,9 @@ from typing import Any, Optional
 
 import typer
 
-from jaxmlp.settings import SPECS, Settings, preset_values, shown
+from jaxmlp.display import shown
+from jaxmlp.presets import preset_values
+from jaxmlp.settings import SPECS, Settings
 
 DEFAULTS = Settings()
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}

@@ -12,8 +12,8 @@ import typer
 from jaxmlp.cli.app import COMMAND_LINE, app
 from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
 from jaxmlp.config_file import merged, read_config, settings_toml
+from jaxmlp.presets import PRESET_NAMES
 from jaxmlp.run_dir import chosen_run_dir
-from jaxmlp.settings import PRESET_NAMES
 
 Preset = enum.Enum("Preset", {name: name for name in PRESET_NAMES}, type=str)
 RUNS_PANEL = "Keeping the run"
