@@ -36,10 +36,13 @@ def leaves_equal(a, b) -> bool:
 
 @pytest.mark.slow
 def test_manual_and_autodiff_train_to_the_same_parameters():
+    # The two gradients differ in rounding (sums in another order), which Nesterov momentum
+    # carries over 114 steps: measured max |Δ| over seeds 0-5, 0.4e-6 to 1.0e-4 (3.9e-5 before
+    # the Nesterov sums were reordered), on parameters of size ~1. A wrong gradient is ≫ 1e-2.
     config = small_config(optimizer="momentum", dropout=0.3)
     manual = fit(config)
     autodiff = fit(config.replace(grad="autodiff"))
-    assert max_difference(manual.params, autodiff.params) <= 1e-5
+    assert max_difference(manual.params, autodiff.params) <= 2e-4
     assert manual.history[-1]["train_loss"] == pytest.approx(
         autodiff.history[-1]["train_loss"], rel=1e-5
     )
