@@ -9,7 +9,9 @@ from typing import Any
 
 def number(value: float) -> str:
     """``3``, ``0.25``, ``4294967296``, ``1e+30``: integers in full, other numbers short."""
-    if isinstance(value, int) or (math.isfinite(value) and value == int(value) and abs(value) < 1e16):
+    if isinstance(value, int) or (
+        math.isfinite(value) and value == int(value) and abs(value) < 1e16
+    ):
         return str(int(value))
     return f"{value:g}"
 

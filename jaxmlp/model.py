@@ -38,7 +38,7 @@ Params = tuple[Layer, ...]
 
 def layer_sizes(params: Params) -> tuple[int, ...]:
     """The widths ``(n_in, n_1, ..., n_out)`` of a network."""
-    return (params[0].w.shape[1],) + tuple(layer.w.shape[0] for layer in params)
+    return (params[0].w.shape[1], *tuple(layer.w.shape[0] for layer in params))
 
 
 def init_layer(key: jax.Array, n_in: int, n_out: int, scheme: str, dtype) -> Layer:
@@ -170,9 +170,7 @@ def forward_trace(
     return ForwardTrace(tuple(inputs), tuple(pre_activations))
 
 
-def forward(
-    params: Params, x: jax.Array, masks: Sequence[jax.Array] | None = None
-) -> jax.Array:
+def forward(params: Params, x: jax.Array, masks: Sequence[jax.Array] | None = None) -> jax.Array:
     """The logits ``z^L`` (softmax is in the loss): the last pre-activation of the trace."""
     return forward_trace(params, x, masks).pre_activations[-1]
 

@@ -49,9 +49,7 @@ def linear_ramp(start, end, steps) -> Schedule:
     return schedule
 
 
-def learning_rate_schedule(
-    program: Program, values: RunValues, steps_per_epoch: int
-) -> Schedule:
+def learning_rate_schedule(program: Program, values: RunValues, steps_per_epoch: int) -> Schedule:
     """``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after the linear warm-up."""
     warmup = values.warmup_steps
     decay_steps = total_steps(program, steps_per_epoch) - warmup
@@ -87,9 +85,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
         count = optax.safe_increment(state.count)
         mu_scale = 1 / (1 - b1**count).astype(jnp.float32)
         nu_scale = 1 / (1 - b2**count).astype(jnp.float32)
-        scaled = jax.tree.map(
-            lambda m, v: (m * mu_scale) / (jnp.sqrt(v * nu_scale) + eps), mu, nu
-        )
+        scaled = jax.tree.map(lambda m, v: (m * mu_scale) / (jnp.sqrt(v * nu_scale) + eps), mu, nu)
         return scaled, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
 
     return optax.GradientTransformation(init, update)

@@ -182,7 +182,9 @@ def check_platform(platform: str | None) -> None:
         reason = first_line(error).split(" (set JAX_PLATFORMS")[0]
         raise ConfigError(f"{platform} is not available here: {reason}{hint}", "platform") from None
     if platform is not None and running != platform:
-        raise ConfigError(f"{platform} is not available here: JAX runs on {running}{hint}", "platform")
+        raise ConfigError(
+            f"{platform} is not available here: JAX runs on {running}{hint}", "platform"
+        )
 
 
 def check_coordinator(address: str) -> None:

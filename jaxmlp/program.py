@@ -28,9 +28,9 @@ class Program:
     """What the compiled training program depends on, beyond array shapes.
 
     Besides the ``program`` settings it records which optional terms the program must
-    compute (dropout masks, smoothed targets, weight decay, warm-up, random erasing): a population whose
-    members differ in those values computes them for all, with the value 0 where a member
-    has none, which leaves that member's arithmetic unchanged.
+    compute (dropout masks, smoothed targets, weight decay, warm-up, random erasing): a
+    population whose members differ in those values computes them for all, with the value 0
+    where a member has none, which leaves that member's arithmetic unchanged.
     """
 
     sizes: tuple[int, ...]

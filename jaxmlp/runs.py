@@ -137,7 +137,7 @@ def start_record(settings: Settings, resumed_from: int, dataset=None) -> dict[st
         "device": device.device_kind,
         "devices": jax.device_count(),
         "processes": jax.process_count(),
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -299,8 +299,12 @@ def train_from_options(
         plan = keeping.OutputPlan()
     keeping.prepare_run_dir(plan, options.overwrite)
     keeper = keeping.RunKeeper(
-        plan, keeping.kept(settings), dataset, argv=options.argv,
-        early_stop=options.early_stop, note=note,
+        plan,
+        keeping.kept(settings),
+        dataset,
+        argv=options.argv,
+        early_stop=options.early_stop,
+        note=note,
     )
     keeper.start()
     done = resume.epoch if resume else 0
@@ -347,9 +351,9 @@ def train_from_options(
             raise
         write_metrics(result.test)
     record = keeper.finish(
-        result.history, result.test, plots=lambda directory: save_run_plots(
-            directory, result, dataset
-        ),
+        result.history,
+        result.test,
+        plots=lambda directory: save_run_plots(directory, result, dataset),
     )
     if main_process:
         report_end(options, keeper, record, result, echo, note)

@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
+from jaxmlp.display import shown
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import FIELD_TYPES, SEED_LIMIT, SPECS, check_setting, typed_value
-from jaxmlp.display import shown
 from jaxmlp.sweep import expand_grid, parse_axis, takes_list
 
 METHODS = ("grid", "random", "halving", "pbt")

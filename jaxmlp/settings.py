@@ -47,7 +47,7 @@ MAX_SHIFT = 27
 DEFAULT_VAL_SIZE = 10_000
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """What a setting governs."""
 
     PROGRAM = "program"
@@ -85,7 +85,9 @@ def _setting(default: Any, spec: Spec) -> Any:
 
 def at_least(low: float) -> Callable[[Any], str | None]:
     """A check: ``value ≥ low``."""
-    return lambda value: None if value >= low else f"must be at least {number(low)}, got {number(value)}"
+    return lambda value: (
+        None if value >= low else f"must be at least {number(low)}, got {number(value)}"
+    )
 
 
 def in_range(low: float, high: float, *, closed: bool = False) -> Callable[[Any], str | None]:
@@ -121,41 +123,56 @@ class Settings:
 
     # The network
     sizes: tuple[int, ...] = _setting(
-        (784, 15, 10), Spec(PROGRAM, "Layer widths, input first, e.g. 784,15,10.", check=check_sizes)
+        (784, 15, 10),
+        Spec(PROGRAM, "Layer widths, input first, e.g. 784,15,10.", check=check_sizes),
     )
     init: str = _setting(
         "normal",
-        Spec(PROGRAM, "Initialisation: N(0,1) as in the seed, He or Glorot.",
-             choices=INIT_SCHEMES),
+        Spec(PROGRAM, "Initialisation: N(0,1) as in the seed, He or Glorot.", choices=INIT_SCHEMES),
     )
     grad: str = _setting(
         "manual",
-        Spec(PROGRAM, "Gradients by BP1–BP4 by hand (manual) or jax.grad (autodiff).",
-             choices=("manual", "autodiff")),
+        Spec(
+            PROGRAM,
+            "Gradients by BP1–BP4 by hand (manual) or jax.grad (autodiff).",
+            choices=("manual", "autodiff"),
+        ),
     )
 
     # The optimizer and its schedule
     optimizer: str = _setting(
         "sgd", Spec(PROGRAM, "The optax optimizer.", choices=("sgd", "momentum", "adam", "adamw"))
     )
-    lr: float = _setting(0.1, Spec(VALUE, "Learning rate (the peak, with a schedule).",
-                                   check=positive_finite))
+    lr: float = _setting(
+        0.1, Spec(VALUE, "Learning rate (the peak, with a schedule).", check=positive_finite)
+    )
     momentum: float = _setting(
         0.9, Spec(VALUE, "Nesterov momentum of --optimizer momentum.", check=in_range(0, 1))
     )
     schedule: str = _setting(
         "constant",
-        Spec(PROGRAM, "Learning-rate schedule (cosine and linear decay to 0).",
-             choices=("constant", "cosine", "linear")),
+        Spec(
+            PROGRAM,
+            "Learning-rate schedule (cosine and linear decay to 0).",
+            choices=("constant", "cosine", "linear"),
+        ),
     )
     warmup_epochs: float = _setting(
-        0.0, Spec(VALUE, "Linear warm-up before the schedule, in epochs.",
-                  check=in_range(0, MAX_EPOCHS, closed=True))
+        0.0,
+        Spec(
+            VALUE,
+            "Linear warm-up before the schedule, in epochs.",
+            check=in_range(0, MAX_EPOCHS, closed=True),
+        ),
     )
     epochs: int = _setting(
         10,
-        Spec(PROGRAM, "Total epochs (on --resume: the new total).",
-             check=in_range(1, MAX_EPOCHS, closed=True), resumable=True),
+        Spec(
+            PROGRAM,
+            "Total epochs (on --resume: the new total).",
+            check=in_range(1, MAX_EPOCHS, closed=True),
+            resumable=True,
+        ),
     )
     batch_size: int = _setting(10, Spec(PROGRAM, "Examples per mini-batch.", check=at_least(1)))
     drop_last: bool = _setting(
@@ -165,25 +182,35 @@ class Settings:
     # Regularisation
     weight_decay: float = _setting(
         0.0,
-        Spec(VALUE, "L2 on the weights (decoupled for adamw); biases exempt.",
-             check=in_range(0, math.inf)),
+        Spec(
+            VALUE,
+            "L2 on the weights (decoupled for adamw); biases exempt.",
+            check=in_range(0, math.inf),
+        ),
     )
-    dropout: float = _setting(0.0, Spec(VALUE, "Dropout rate of the hidden layers.",
-                                        check=in_range(0, 1)))
+    dropout: float = _setting(
+        0.0, Spec(VALUE, "Dropout rate of the hidden layers.", check=in_range(0, 1))
+    )
     input_dropout: float = _setting(
         0.0, Spec(VALUE, "Dropout rate of the input pixels.", check=in_range(0, 1))
     )
     label_smoothing: float = _setting(
         0.0,
-        Spec(VALUE, "Train towards (1 - e) one-hot + e/K instead of one-hot targets.",
-             check=in_range(0, 1)),
+        Spec(
+            VALUE,
+            "Train towards (1 - e) one-hot + e/K instead of one-hot targets.",
+            check=in_range(0, 1),
+        ),
     )
 
     # Augmentation
     augment_shift: int = _setting(
         0,
-        Spec(PROGRAM, "Shift each training image by up to N pixels at random.",
-             check=in_range(0, MAX_SHIFT, closed=True)),
+        Spec(
+            PROGRAM,
+            "Shift each training image by up to N pixels at random.",
+            check=in_range(0, MAX_SHIFT, closed=True),
+        ),
     )
     augment_flip: bool = _setting(
         False,
@@ -191,34 +218,41 @@ class Settings:
     )
     augment_erase: float = _setting(
         0.0,
-        Spec(VALUE, "Random erasing: with this probability, zero a random rectangle of 2-40 % "
-             "of a training image's area (aspect 0.3-3.3).",
-             check=in_range(0, 1, closed=True)),
+        Spec(
+            VALUE,
+            "Random erasing: with this probability, zero a random rectangle of 2-40 % "
+            "of a training image's area (aspect 0.3-3.3).",
+            check=in_range(0, 1, closed=True),
+        ),
     )
 
     # Randomness
     seed: int = _setting(
         0,
-        Spec(VALUE, "Seeds initialisation, shuffling, dropout and augmentation.",
-             check=in_range(0, SEED_LIMIT)),
+        Spec(
+            VALUE,
+            "Seeds initialisation, shuffling, dropout and augmentation.",
+            check=in_range(0, SEED_LIMIT),
+        ),
     )
 
     # The data
-    dataset: str = _setting(
-        "mnist", Spec(DATA, "The dataset.", choices=("mnist", "fashion-mnist"))
-    )
-    data_dir: Path | None = _setting(
+    dataset: str = _setting("mnist", Spec(DATA, "The dataset.", choices=("mnist", "fashion-mnist")))
+    data_dir: Path | None = _setting(  # noqa: RUF009 - _setting makes a dataclasses.field
         None,
         Spec(DATA, "A directory of the IDX files, or the seed's mnist.pkl.gz.", resumable=True),
     )
     download: bool = _setting(
-        True, Spec(DATA, "Download the data when it is found nowhere.", inherited=False,
-                   resumable=True)
+        True,
+        Spec(DATA, "Download the data when it is found nowhere.", inherited=False, resumable=True),
     )
     val_size: int = _setting(
         DEFAULT_VAL_SIZE,
-        Spec(DATA, "The last N official training images validate (0: train on all).",
-             check=at_least(0)),
+        Spec(
+            DATA,
+            "The last N official training images validate (0: train on all).",
+            check=at_least(0),
+        ),
     )
     limit: int | None = _setting(
         None, Spec(DATA, "Use only the first N examples of each split.", check=at_least(1))
@@ -227,19 +261,34 @@ class Settings:
     # The devices
     devices: str | None = _setting(
         None,
-        Spec(DEVICES, "Data parallel over 'all' devices or N of them; the batch size must "
-             "divide by the count.",
-             check=check_devices, inherited=False, resumable=True),
+        Spec(
+            DEVICES,
+            "Data parallel over 'all' devices or N of them; the batch size must "
+            "divide by the count.",
+            check=check_devices,
+            inherited=False,
+            resumable=True,
+        ),
     )
     platform: str | None = _setting(
         None,
-        Spec(DEVICES, "The backend (JAX_PLATFORMS also chooses it).",
-             choices=("cpu", "gpu", "tpu"), inherited=False, resumable=True),
+        Spec(
+            DEVICES,
+            "The backend (JAX_PLATFORMS also chooses it).",
+            choices=("cpu", "gpu", "tpu"),
+            inherited=False,
+            resumable=True,
+        ),
     )
     matmul_precision: str | None = _setting(
         None,
-        Spec(DEVICES, "JAX's default matmul precision (GPUs/TPUs may use TF32/bf16 by default).",
-             choices=("default", "high", "highest"), inherited=False, resumable=True),
+        Spec(
+            DEVICES,
+            "JAX's default matmul precision (GPUs/TPUs may use TF32/bf16 by default).",
+            choices=("default", "high", "highest"),
+            inherited=False,
+            resumable=True,
+        ),
     )
 
     def __post_init__(self):
@@ -294,11 +343,14 @@ class Settings:
         return run_values([self], steps_per_epoch, stacked=False)
 
 
-SPECS: dict[str, Spec] = {field.name: field.metadata["spec"] for field in dataclasses.fields(Settings)}
+SPECS: dict[str, Spec] = {
+    field.name: field.metadata["spec"] for field in dataclasses.fields(Settings)
+}
 """Every setting's :class:`Spec`, in declaration order."""
 FIELD_TYPES: dict[str, str] = {
     field.name: str(field.type) for field in dataclasses.fields(Settings)
 }
+
 
 def names_of(kind: Kind) -> tuple[str, ...]:
     """The settings of one kind, in declaration order."""

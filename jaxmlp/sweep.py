@@ -453,8 +453,11 @@ def sweep_from_options(
     if plan.method in search_loop.ONE_POPULATION and first.devices is not None:
         raise ConfigError(f"--search {plan.method} trains on one device; leave out --devices")
     metrics_out, save_best, plot_dir = keeping.plan_sweep_outputs(
-        run_dir=options.run_dir, metrics_out=options.metrics_out, save_best=options.save_best,
-        plot_dir=options.plot_dir, overwrite=options.overwrite,
+        run_dir=options.run_dir,
+        metrics_out=options.metrics_out,
+        save_best=options.save_best,
+        plot_dir=options.plot_dir,
+        overwrite=options.overwrite,
     )
     if options.plot_dir is not None:
         plots.require_matplotlib()
@@ -467,7 +470,9 @@ def sweep_from_options(
     needed, largest = max((memory.run_bytes(members[g[0]], members=len(g)), len(g)) for g in groups)
     memory.check_fits_memory(needed, f"a population of {largest} runs")
     layout = parallel.setup(
-        first, parallel.ClusterOptions(), members=max(map(len, groups)),
+        first,
+        parallel.ClusterOptions(),
+        members=max(map(len, groups)),
         spread_members=plan.method not in search_loop.ONE_POPULATION,
     )
     devices = 1 if layout is None else layout.num_devices
@@ -569,8 +574,9 @@ def sweep_from_options(
         history = (
             outcome.checkpoint_history(index) if plan.method == "pbt" else outcome.histories[index]
         )
-        save_member(save_best, keeping.kept(final[index]), trainer.member_state(state, slot),
-                    history)
+        save_member(
+            save_best, keeping.kept(final[index]), trainer.member_state(state, slot), history
+        )
         if keeper is None:
             say(f"saved the best run (validation {percent(value)}%) to {save_best}")
     if plot_path is not None:

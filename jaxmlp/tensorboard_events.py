@@ -25,8 +25,8 @@ from typing import Any, Self
 
 import numpy as np
 
-from jaxmlp.errors import MissingDependencyError
 from jaxmlp.display import shown
+from jaxmlp.errors import MissingDependencyError
 from jaxmlp.settings import SPECS, Settings
 
 INSTALL_HINT = "pip install 'jaxmlp[tensorboard]'"

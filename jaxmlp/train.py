@@ -193,8 +193,6 @@ def make_epoch_body(
     return epoch
 
 
-
-
 def first_member(tree):
     """Member 0 of every leaf (the member axis dropped)."""
     return jax.tree.map(lambda leaf: leaf[0], tree)
@@ -319,8 +317,10 @@ def dataset_for(settings: Settings, dataset):
     if settings.limit is not None and max(len(s) for s in dataset.splits.values()) > settings.limit:
         dataset = dataclasses.replace(
             dataset,
-            **{name: type(split)(split.images[: settings.limit], split.labels[: settings.limit])
-               for name, split in dataset.splits.items()},
+            **{
+                name: type(split)(split.images[: settings.limit], split.labels[: settings.limit])
+                for name, split in dataset.splits.items()
+            },
         )
     if dataset.name not in SPECS["dataset"].choices:
         return dataset
@@ -552,7 +552,6 @@ class Trainer:
         their place (same program: e.g. other learning rates); compiled programs are shared."""
         chosen = tuple(members) if members is not None else tuple(self.members[i] for i in indices)
         return build_trainer(chosen, self.data, self.num_classes, self.image_shape, self.layout)
-
 
 
 def divergence_message(trainer: Trainer, progress: FitState, losses: np.ndarray) -> str:

@@ -68,7 +68,7 @@ def halfblock_lines(image: np.ndarray, threshold: float = MONO_THRESHOLD) -> lis
 
 def gray(value: float) -> Color:
     """The gray of brightness ``value`` in [0, 1]."""
-    level = int(round(float(np.clip(value, 0.0, 1.0)) * 255))
+    level = round(float(np.clip(value, 0.0, 1.0)) * 255)
     return Color.from_rgb(level, level, level)
 
 
@@ -253,7 +253,7 @@ def evaluation_view(evaluation: Evaluation, class_names: Sequence[str], *, title
 
 def probability_bar(probability: float, width: int = 20) -> str:
     """A bar of ``█`` proportional to ``probability``, ``width`` characters at 1."""
-    return FULL_BLOCK * int(round(probability * width))
+    return FULL_BLOCK * round(probability * width)
 
 
 def top_classes_table(

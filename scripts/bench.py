@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +89,7 @@ class SeedNetwork:
     def __init__(self, sizes: Sequence[int], rng: np.random.Generator):
         self.num_layers = len(sizes)
         self.biases = [rng.standard_normal((n, 1)) for n in sizes[1:]]
-        self.weights = [
-            rng.standard_normal((n_out, n_in)) for n_in, n_out in zip(sizes, sizes[1:])
-        ]
+        self.weights = [rng.standard_normal((n_out, n_in)) for n_in, n_out in pairwise(sizes)]
 
     def backprop(self, x: np.ndarray, y: np.ndarray) -> tuple[list, list]:
         """One example's gradient of its cross-entropy, as ``(nabla_b, nabla_w)``."""

@@ -39,7 +39,9 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers such as 0,1,2, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers such as 0,1,2, got {text!r}"
+        ) from None
     if not seeds:
         raise argparse.ArgumentTypeError("give at least one seed")
     return seeds
@@ -88,13 +90,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_options(parser)
     parser.add_argument(
-        "--seeds", type=parse_seeds, default=[0, 1, 2, 3, 4], metavar="LIST", help="Comma-separated seeds (0,1,2,3,4)."
+        "--seeds",
+        type=parse_seeds,
+        default=[0, 1, 2, 3, 4],
+        metavar="LIST",
+        help="Comma-separated seeds (0,1,2,3,4).",
     )
     parser.add_argument(
         "--epochs", type=int, default=Settings().epochs, metavar="N", help="Epochs per run (10)."
     )
     parser.add_argument(
-        "--limit", type=int, metavar="N", help="Use only the first N examples of each split (quick checks)."
+        "--limit",
+        type=int,
+        metavar="N",
+        help="Use only the first N examples of each split (quick checks).",
     )
     args = parser.parse_args(argv)
     if args.epochs < 1:
@@ -128,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds_header = f"per seed ({', '.join(map(str, args.seeds))})"
     print(f"{'':<9}{'mean ± sd (jaxmlp)':>20}{'seed document':>16}   {seeds_header}")
     experiments = []
-    members = [base.replace(lr=lr, seed=seed) for lr in SEED_DOCUMENT_ACCURACY for seed in args.seeds]
+    members = [
+        base.replace(lr=lr, seed=seed) for lr in SEED_DOCUMENT_ACCURACY for seed in args.seeds
+    ]
     outcomes = train_all(members, dataset)
     for position, lr in enumerate(SEED_DOCUMENT_ACCURACY):
         runs = outcomes[position * len(args.seeds) : (position + 1) * len(args.seeds)]

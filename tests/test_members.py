@@ -53,8 +53,14 @@ def mnist_like(num_train=120, num_val=30, num_test=40, name="mnist") -> Dataset:
         images = rng.uniform(size=(n, 784)).astype(np.float32)
         return Split(images, rng.integers(0, 10, n).astype(np.int32))
 
-    return Dataset(name, split(num_train), split(num_val), split(num_test), "generated",
-                   tuple(str(c) for c in range(10)))
+    return Dataset(
+        name,
+        split(num_train),
+        split(num_val),
+        split(num_test),
+        "generated",
+        tuple(str(c) for c in range(10)),
+    )
 
 
 def test_prepare_refuses_a_dataset_the_settings_do_not_name():
@@ -73,29 +79,44 @@ def test_prepare_refuses_a_validation_split_the_settings_do_not_ask_for():
 def test_prepare_honours_the_settings_limit():
     trainer = train.prepare(Settings(val_size=30, limit=25, epochs=1), mnist_like())
     assert {name: int(x.shape[0]) for name, (x, _) in trainer.data.items()} == {
-        "train": 25, "validation": 25, "test": 25
+        "train": 25,
+        "validation": 25,
+        "test": 25,
     }
 
 
-
-BASE = dict(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16)
+BASE = {"sizes": (16, 12, 3), "init": "he", "epochs": 2, "batch_size": 16}
 CASES = {
-    "sgd": dict(optimizer="sgd"),
-    "sgd l2": dict(optimizer="sgd", weight_decay=1e-3),
-    "momentum": dict(optimizer="momentum"),
-    "momentum dropout": dict(optimizer="momentum", dropout=0.2, input_dropout=0.1),
-    "adam cosine warm-up": dict(optimizer="adam", lr=0.01, schedule="cosine", warmup_epochs=0.5),
-    "adam smoothing": dict(optimizer="adam", lr=0.01, label_smoothing=0.1),
-    "adamw linear warm-up": dict(
-        optimizer="adamw", lr=0.01, schedule="linear", warmup_epochs=1.0, weight_decay=1e-2
-    ),
-    "sgd augmented": dict(optimizer="sgd", augment_shift=1, augment_flip=True, augment_erase=0.5),
+    "sgd": {"optimizer": "sgd"},
+    "sgd l2": {"optimizer": "sgd", "weight_decay": 1e-3},
+    "momentum": {"optimizer": "momentum"},
+    "momentum dropout": {"optimizer": "momentum", "dropout": 0.2, "input_dropout": 0.1},
+    "adam cosine warm-up": {
+        "optimizer": "adam",
+        "lr": 0.01,
+        "schedule": "cosine",
+        "warmup_epochs": 0.5,
+    },
+    "adam smoothing": {"optimizer": "adam", "lr": 0.01, "label_smoothing": 0.1},
+    "adamw linear warm-up": {
+        "optimizer": "adamw",
+        "lr": 0.01,
+        "schedule": "linear",
+        "warmup_epochs": 1.0,
+        "weight_decay": 1e-2,
+    },
+    "sgd augmented": {
+        "optimizer": "sgd",
+        "augment_shift": 1,
+        "augment_flip": True,
+        "augment_erase": 0.5,
+    },
 }
 """Program settings of each case; its members differ in seed and per-run values."""
 MEMBER_VALUES = [
-    dict(seed=0),
-    dict(seed=1, lr_scale=2.0, momentum=0.5),
-    dict(seed=2, lr_scale=0.5),
+    {"seed": 0},
+    {"seed": 1, "lr_scale": 2.0, "momentum": 0.5},
+    {"seed": 2, "lr_scale": 0.5},
 ]
 FAST = {("momentum", 200, "manual"), ("adam cosine warm-up", 200, "manual")}
 """The issue's case (momentum, ragged last batch) and Adam's run in the fast suite."""
@@ -142,7 +163,9 @@ def check_members_are_solo_runs(members, dataset, layout=None) -> None:
     "case, num_train, grad",
     [
         pytest.param(
-            case, num_train, grad,
+            case,
+            num_train,
+            grad,
             marks=() if (case, num_train, grad) in FAST else pytest.mark.slow,
             id=f"{case}-{'ragged' if num_train % 16 else 'whole'}-{grad}",
         )
@@ -195,8 +218,14 @@ def test_two_members_on_four_devices_split_members_then_batches():
     import sys
 
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", MEMBERS_BY_DATA], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", MEMBERS_BY_DATA],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=Path(__file__).parent.parent,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["mesh"] == {"members": 2, "data": 2}
@@ -229,8 +258,14 @@ def test_members_spread_over_four_devices_are_their_solo_runs_on_one():
     import sys
 
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", ON_FOUR_DEVICES], capture_output=True,
-                          text=True, env=env, timeout=600, cwd=Path(__file__).parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", ON_FOUR_DEVICES],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=Path(__file__).parent.parent,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("each its solo run") == 8
 

@@ -21,7 +21,7 @@ from jaxmlp.settings import Settings
 
 
 def small(**changes) -> Settings:
-    values = dict(sizes=(16, 12, 3), init="he", epochs=2, batch_size=16, lr=0.1)
+    values = {"sizes": (16, 12, 3), "init": "he", "epochs": 2, "batch_size": 16, "lr": 0.1}
     return Settings(**{**values, **changes})
 
 
@@ -40,8 +40,10 @@ def test_a_diverging_member_is_frozen_and_the_others_do_not_notice():
     assert with_bad.progress.diverged == [None, None, 1]
     assert with_good.progress.diverged == [None, None, None]
     for index in range(2):
-        for a, b in zip(jax.tree.leaves(with_bad.progress.state.params),
-                        jax.tree.leaves(with_good.progress.state.params)):
+        for a, b in zip(
+            jax.tree.leaves(with_bad.progress.state.params),
+            jax.tree.leaves(with_good.progress.state.params),
+        ):
             np.testing.assert_array_equal(np.asarray(a)[index], np.asarray(b)[index])
         assert with_bad.tests[index] == with_good.tests[index]
     for frozen, start in zip(jax.tree.leaves(with_bad.progress.state), jax.tree.leaves(initial)):
@@ -149,9 +151,24 @@ def test_rows_summarise_seeds_and_rank_by_validation():
 @needs_real_mnist
 def test_sweep_end_to_end(capsys, tmp_path):
     best, metrics = tmp_path / "best.npz", tmp_path / "m.jsonl"
-    argv = ["sweep", "--data-dir", str(REAL_MNIST_DIR), "--limit", "1000", "--epochs", "2",
-            "--lr", "0.1,0.5", "--seed", "0-2", "--json", "--save-best", str(best),
-            "--metrics-out", str(metrics)]
+    argv = [
+        "sweep",
+        "--data-dir",
+        str(REAL_MNIST_DIR),
+        "--limit",
+        "1000",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.1,0.5",
+        "--seed",
+        "0-2",
+        "--json",
+        "--save-best",
+        str(best),
+        "--metrics-out",
+        str(metrics),
+    ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["runs"] == 6 and report["programs"] == 1 and len(report["rows"]) == 2
@@ -190,13 +207,27 @@ def test_a_sweep_member_equals_jaxmlp_train(capsys):
 @pytest.mark.slow
 @needs_real_mnist
 def test_members_spread_over_four_devices_give_the_one_device_results(tmp_path):
-    argv = [sys.executable, "-m", "jaxmlp", "sweep", "--data-dir", str(REAL_MNIST_DIR),
-            "--limit", "500", "--epochs", "1", "--seed", "0-4", "--json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "jaxmlp",
+        "sweep",
+        "--data-dir",
+        str(REAL_MNIST_DIR),
+        "--limit",
+        "500",
+        "--epochs",
+        "1",
+        "--seed",
+        "0-4",
+        "--json",
+    ]
     reports = {}
     for devices in ("all", "1"):
         env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4"}
-        done = subprocess.run([*argv, "--devices", devices], capture_output=True, text=True,
-                              env=env, timeout=300)
+        done = subprocess.run(
+            [*argv, "--devices", devices], capture_output=True, text=True, env=env, timeout=300
+        )
         assert done.returncode == 0, done.stderr
         reports[devices] = json.loads(done.stdout)
     assert reports["all"]["devices"] == 4 and reports["1"]["devices"] == 1
@@ -214,4 +245,6 @@ def test_ctrl_c_ends_a_sweep_with_the_members_complete_epochs():
         sweep.run_sweep(members, blobs_dataset(num_train=200), on_epoch=interrupt)
     results = error.value.progress.results
     assert [result.seed for result in results] == [0, 1]
-    assert all(result.val_accuracy is not None and result.test_accuracy is None for result in results)
+    assert all(
+        result.val_accuracy is not None and result.test_accuracy is None for result in results
+    )

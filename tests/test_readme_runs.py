@@ -34,7 +34,7 @@ def runs_section() -> str:
 def code_blocks(section: str, language: str) -> list[str]:
     """The code blocks of ``language``, their indentation removed."""
     blocks = re.findall(rf"^( *)```{language}\n(.*?)^\1```", section, re.DOTALL | re.MULTILINE)
-    return ["\n".join(line[len(indent):] for line in body.splitlines()) for indent, body in blocks]
+    return ["\n".join(line[len(indent) :] for line in body.splitlines()) for indent, body in blocks]
 
 
 def commands(section: str) -> list[list[str]]:
@@ -56,8 +56,12 @@ def test_the_runs_loop_runs_as_written(tmp_path, monkeypatch, capsys):
 
     steps = commands(section)
     assert [step[:2] for step in steps] == [
-        ["jaxmlp", "train"], ["jaxmlp", "train"], ["jaxmlp", "train"],
-        ["tensorboard", "--inspect"], ["jaxmlp", "evaluate"], ["jaxmlp", "export"],
+        ["jaxmlp", "train"],
+        ["jaxmlp", "train"],
+        ["jaxmlp", "train"],
+        ["tensorboard", "--inspect"],
+        ["jaxmlp", "evaluate"],
+        ["jaxmlp", "export"],
         ["jaxmlp", "export"],
     ]
     outputs = []
@@ -65,7 +69,10 @@ def test_the_runs_loop_runs_as_written(tmp_path, monkeypatch, capsys):
         if step[0] == "tensorboard":
             done = subprocess.run(
                 [sys.executable, "-m", "tensorboard.main", *step[1:]],
-                capture_output=True, text=True, timeout=300, check=False,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
             )
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout)
@@ -82,14 +89,23 @@ def test_the_runs_loop_runs_as_written(tmp_path, monkeypatch, capsys):
     assert "accuracy/validation" in inspected and "first_layer_weights" in inspected
     assert "Per-class scores" in evaluated
     run_dir = Path("runs/mlp")
-    assert {"config.toml", "run.json", "last.npz", "best.npz", "metrics.jsonl", "tensorboard",
-            "plots", "best.onnx", "best.safetensors"} <= {p.name for p in run_dir.iterdir()}
+    assert {
+        "config.toml",
+        "run.json",
+        "last.npz",
+        "best.npz",
+        "metrics.jsonl",
+        "tensorboard",
+        "plots",
+        "best.onnx",
+        "best.safetensors",
+    } <= {p.name for p in run_dir.iterdir()}
 
     onnx_example, numpy_example, torch_example = code_blocks(section, "python")
     assert "import torch" in torch_example
     namespace: dict = {}
-    exec(onnx_example, namespace)  # noqa: S102 (running the guide's own example is the test)
-    exec(numpy_example, namespace)  # noqa: S102
+    exec(onnx_example, namespace)
+    exec(numpy_example, namespace)
     probabilities, logits = namespace["probabilities"], namespace["a"]
     best = load_checkpoint(run_dir / "best.npz")
     pixels = namespace["images"].reshape(-1, 784).astype(np.float32) / np.float32(255)

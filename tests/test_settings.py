@@ -142,5 +142,7 @@ def test_memory_estimate_refuses_what_cannot_fit():
 
 def test_check_elements_gives_the_count_and_the_limit():
     assert memory.check_elements("--sizes 1,2", 4, 10, "parameters") == 4
-    with pytest.raises(ConfigError, match=r"^--sizes 9,9 needs 1,000 parameters, more than the 10 allowed$"):
+    with pytest.raises(
+        ConfigError, match=r"^--sizes 9,9 needs 1,000 parameters, more than the 10 allowed$"
+    ):
         memory.check_elements("--sizes 9,9", 1000, 10, "parameters")

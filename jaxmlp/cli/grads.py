@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from jaxmlp.architecture import parse_sizes
 from jaxmlp.cli.app import app
 from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError
 from jaxmlp.memory import check_elements
-from jaxmlp.architecture import parse_sizes
 from jaxmlp.settings import SPECS, check_setting
 
 if TYPE_CHECKING:

@@ -3,8 +3,9 @@
 Each :class:`~jaxmlp.settings.Settings` field becomes ``--field-name`` with its help
 text, its choices as an enumeration (``--optimizer [sgd|momentum|adam|adamw]``) and its
 effective default shown (the seed preset's value, and the ``best`` preset's where it
-differs, per dataset where the datasets' recipes differ). The options default to ``None`` so that only the flags a user gives override
-the preset and a resumed checkpoint's settings (:func:`jaxmlp.settings.resolve_settings`).
+differs, per dataset where the datasets' recipes differ). The options default to ``None``
+so that only the flags a user gives override the preset and a resumed checkpoint's
+settings (:func:`jaxmlp.settings.resolve_settings`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import inspect
 import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -68,7 +69,9 @@ def shown_default(name: str) -> str:
         return text
     if len(set(best.values())) == 1:
         return text + f"; --preset best: {shown(best['mnist'])}"
-    each = ", ".join(f"{shown(value)} ({DATASET_NAMES[dataset]})" for dataset, value in best.items())
+    each = ", ".join(
+        f"{shown(value)} ({DATASET_NAMES[dataset]})" for dataset, value in best.items()
+    )
     return text + f"; --preset best: {each}"
 
 
@@ -77,22 +80,22 @@ def setting_parameter(name: str, *, as_list: bool = False) -> inspect.Parameter:
     spec = SPECS[name]
     help_text = spec.help
     if as_list:
-        annotation: Any = Optional[str]
+        annotation: Any = str | None
         help_text += (
             " A comma list (integers also a range, 0-4) makes a grid axis; LOW..HIGH[:log] or"
             " A,B:choice a distribution (--search)."
         )
         declarations: tuple[str, ...] = (flag_name(name),)
     elif name in BOOLEAN_FLAGS:
-        annotation, declarations = Optional[bool], (BOOLEAN_FLAGS[name],)
+        annotation, declarations = bool | None, (BOOLEAN_FLAGS[name],)
     elif name in CHOICES:
-        annotation, declarations = Optional[CHOICES[name]], (flag_name(name),)
+        annotation, declarations = CHOICES[name] | None, (flag_name(name),)
     elif name == "sizes":
-        annotation, declarations = Optional[str], (flag_name(name),)
+        annotation, declarations = str | None, (flag_name(name),)
     else:
         kind = {"int": int, "float": float, "Path": Path, "str": str}
         base = str(Settings.__dataclass_fields__[name].type).split(" ")[0]
-        annotation, declarations = Optional[kind[base]], (flag_name(name),)
+        annotation, declarations = kind[base] | None, (flag_name(name),)
     option = typer.Option(
         None,
         *declarations,
@@ -100,7 +103,9 @@ def setting_parameter(name: str, *, as_list: bool = False) -> inspect.Parameter:
         show_default=shown_default(name),
         rich_help_panel=f"{spec.kind.value.title()} settings",
     )
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+    )
 
 
 def plain(value: Any) -> Any:
@@ -135,7 +140,9 @@ def with_settings(
         wrapper.__signature__ = inspect.Signature(
             [p.replace(annotation=hints.get(p.name, p.annotation)) for p in parameters]
         )
-        wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+        wrapper.__annotations__ = {
+            p.name: p.annotation for p in wrapper.__signature__.parameters.values()
+        }
         del wrapper.__wrapped__
         return wrapper
 

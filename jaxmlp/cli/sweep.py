@@ -26,15 +26,19 @@ SEARCH = "Search"
 @with_settings(TRAIN_SETTINGS, as_list=sweep.takes_list)
 def sweep_command(
     preset: Preset | None = typer.Option(
-        None, help="Starting settings of every run (see 'train').",
+        None,
+        help="Starting settings of every run (see 'train').",
         show_default="seed, or the --config file's",
     ),
     config: Path | None = typer.Option(
-        None, help="A TOML file of settings; a list makes a grid axis; flags win over it.",
+        None,
+        help="A TOML file of settings; a list makes a grid axis; flags win over it.",
         rich_help_panel=RUNS_PANEL,
     ),
     print_config: bool = typer.Option(
-        False, "--print-config", help="Print the grid as TOML (axes as lists), and stop.",
+        False,
+        "--print-config",
+        help="Print the grid as TOML (axes as lists), and stop.",
         rich_help_panel=RUNS_PANEL,
     ),
     run_dir: Path | None = typer.Option(
@@ -45,59 +49,79 @@ def sweep_command(
         rich_help_panel=RUNS_PANEL,
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite",
+        False,
+        "--overwrite",
         help="Replace an existing --metrics-out or --save-best file, or a non-empty --run-dir.",
         rich_help_panel=RUNS_PANEL,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     metrics_out: Path | None = typer.Option(
-        None, help="JSON lines: a start record, then each run's epochs and test result.",
+        None,
+        help="JSON lines: a start record, then each run's epochs and test result.",
         rich_help_panel=RUNS_PANEL,
     ),
     save_best: Path | None = typer.Option(
-        None, help="Save the run with the best validation accuracy as a checkpoint.",
+        None,
+        help="Save the run with the best validation accuracy as a checkpoint.",
         rich_help_panel=RUNS_PANEL,
     ),
     plot_dir: Path | None = typer.Option(
-        None, help="Write sweep_curves.png: validation accuracy per setting, min-max band.",
+        None,
+        help="Write sweep_curves.png: validation accuracy per setting, min-max band.",
         rich_help_panel=RUNS_PANEL,
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table."),
     method: Method = typer.Option(
-        "grid", "--search", help="grid: every combination; random: --runs draws from the "
+        "grid",
+        "--search",
+        help="grid: every combination; random: --runs draws from the "
         "distributions; halving: stop the worst at each rung; pbt: population-based training.",
         rich_help_panel=SEARCH,
     ),
     drawn: int | None = typer.Option(
-        None, "--runs", help="Members drawn from the distributions (each crossed with the "
-        "grid's lists).", rich_help_panel=SEARCH,
+        None,
+        "--runs",
+        help="Members drawn from the distributions (each crossed with the grid's lists).",
+        rich_help_panel=SEARCH,
     ),
     search_seed: int | None = typer.Option(
         None, help="Seeds the draws and PBT's choices.", show_default="0", rich_help_panel=SEARCH
     ),
     eta: int | None = typer.Option(
-        None, help="halving: the top 1/eta (rounded up) go on at each rung.", show_default="3",
+        None,
+        help="halving: the top 1/eta (rounded up) go on at each rung.",
+        show_default="3",
         rich_help_panel=SEARCH,
     ),
     rungs: str | None = typer.Option(
-        None, help="halving: the rungs in epochs, e.g. 2,6 (below --epochs).",
-        show_default="--epochs / eta^k", rich_help_panel=SEARCH,
+        None,
+        help="halving: the rungs in epochs, e.g. 2,6 (below --epochs).",
+        show_default="--epochs / eta^k",
+        rich_help_panel=SEARCH,
     ),
     ready: int | None = typer.Option(
-        None, help="pbt: exploit and explore every N epochs.", show_default="1",
+        None,
+        help="pbt: exploit and explore every N epochs.",
+        show_default="1",
         rich_help_panel=SEARCH,
     ),
     truncation: float | None = typer.Option(
-        None, help="pbt: the bottom fraction copies the top fraction, in (0, 0.5].",
-        show_default="0.2", rich_help_panel=SEARCH,
+        None,
+        help="pbt: the bottom fraction copies the top fraction, in (0, 0.5].",
+        show_default="0.2",
+        rich_help_panel=SEARCH,
     ),
     perturb: str | None = typer.Option(
-        None, help="pbt: a copied value is multiplied by one of these factors.",
-        show_default="0.8,1.2", rich_help_panel=SEARCH,
+        None,
+        help="pbt: a copied value is multiplied by one of these factors.",
+        show_default="0.8,1.2",
+        rich_help_panel=SEARCH,
     ),
     resample: float | None = typer.Option(
-        None, help="pbt: the probability that a copied value is drawn afresh instead.",
-        show_default="0.25", rich_help_panel=SEARCH,
+        None,
+        help="pbt: the probability that a copied value is drawn afresh instead.",
+        show_default="0.25",
+        rich_help_panel=SEARCH,
     ),
     settings: dict[str, Any] | None = None,
 ) -> int:
@@ -127,20 +151,26 @@ def sweep_command(
         argv=tuple(COMMAND_LINE),
         method=Method(method).value,
         search={
-            "runs": drawn, "search_seed": search_seed, "eta": eta, "rungs": rungs,
-            "ready": ready, "truncation": truncation, "perturb": perturb, "resample": resample,
+            "runs": drawn,
+            "search_seed": search_seed,
+            "eta": eta,
+            "rungs": rungs,
+            "ready": ready,
+            "truncation": truncation,
+            "perturb": perturb,
+            "resample": resample,
         },
     )
     if print_config:
         distributions, _ = search.split_search_space(options.given)
         if distributions:
-            raise ConfigError("--print-config prints a grid, not distributions such as "
-                              f"--{next(iter(distributions)).replace('_', '-')} "
-                              f"{next(iter(distributions.values())).text()}")
+            raise ConfigError(
+                "--print-config prints a grid, not distributions such as "
+                f"--{next(iter(distributions)).replace('_', '-')} "
+                f"{next(iter(distributions.values())).text()}"
+            )
         members, axes = sweep.grid_from_flags(options.preset, options.given)
         typer.echo(settings_toml(members[0], axes=axes, command="sweep"), nl=False)
         return 0
-    sweep.sweep_from_options(
-        options, echo=typer.echo, note=lambda line: typer.echo(line, err=True)
-    )
+    sweep.sweep_from_options(options, echo=typer.echo, note=lambda line: typer.echo(line, err=True))
     return 0

@@ -30,11 +30,14 @@ def train_command(
         show_default="seed, or the --config file's",
     ),
     config: Path | None = typer.Option(
-        None, help="A TOML file of settings (names as in --print-config); flags win over it.",
+        None,
+        help="A TOML file of settings (names as in --print-config); flags win over it.",
         rich_help_panel=RUNS_PANEL,
     ),
     print_config: bool = typer.Option(
-        False, "--print-config", help="Print the resolved settings as TOML, and stop.",
+        False,
+        "--print-config",
+        help="Print the resolved settings as TOML, and stop.",
         rich_help_panel=RUNS_PANEL,
     ),
     run_dir: Path | None = typer.Option(
@@ -53,16 +56,20 @@ def train_command(
         rich_help_panel=RUNS_PANEL,
     ),
     metrics_out: Path | None = typer.Option(
-        None, help="JSON lines: a start record, one per epoch, the test result.",
+        None,
+        help="JSON lines: a start record, one per epoch, the test result.",
         rich_help_panel=RUNS_PANEL,
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite",
+        False,
+        "--overwrite",
         help="Replace an existing --save or --metrics-out file, or a non-empty --run-dir.",
         rich_help_panel=RUNS_PANEL,
     ),
     early_stop: int | None = typer.Option(
-        None, min=1, metavar="N",
+        None,
+        min=1,
+        metavar="N",
         help="Stop when validation accuracy has not improved for N epochs.",
         rich_help_panel=RUNS_PANEL,
     ),
@@ -71,15 +78,21 @@ def train_command(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the test result."),
     coordinator: str | None = typer.Option(
-        None, envvar="JAXMLP_COORDINATOR", help="HOST:PORT of process 0, for several hosts.",
+        None,
+        envvar="JAXMLP_COORDINATOR",
+        help="HOST:PORT of process 0, for several hosts.",
         rich_help_panel="Several processes",
     ),
     num_processes: int | None = typer.Option(
-        None, envvar="JAXMLP_NUM_PROCESSES", help="Processes in a multi-process run.",
+        None,
+        envvar="JAXMLP_NUM_PROCESSES",
+        help="Processes in a multi-process run.",
         rich_help_panel="Several processes",
     ),
     process_id: int | None = typer.Option(
-        None, envvar="JAXMLP_PROCESS_ID", help="This process's index, 0 to --num-processes - 1.",
+        None,
+        envvar="JAXMLP_PROCESS_ID",
+        help="This process's index, 0 to --num-processes - 1.",
         rich_help_panel="Several processes",
     ),
     distributed: str = typer.Option(
