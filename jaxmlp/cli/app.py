@@ -16,7 +16,6 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -31,7 +30,7 @@ SUBCOMMAND_ARGS = "jaxmlp.subcommand_args"
 class CommandGroup(TyperGroup):
     """Typer's group, keeping the invoked command's arguments for the root callback."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
         name, command, rest = super().resolve_command(ctx, args)
         ctx.meta[SUBCOMMAND_ARGS] = rest
         return name, command, rest
