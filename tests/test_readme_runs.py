@@ -104,7 +104,7 @@ def test_the_runs_loop_runs_as_written(tmp_path, monkeypatch, capsys):
     onnx_example, numpy_example, torch_example = code_blocks(section, "python")
     assert "import torch" in torch_example
     namespace: dict = {}
-    exec(onnx_example, namespace)
+    exec(onnx_example, namespace)  # running the guide's own examples is the test
     exec(numpy_example, namespace)
     probabilities, logits = namespace["probabilities"], namespace["a"]
     best = load_checkpoint(run_dir / "best.npz")
