@@ -23,23 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from jaxmlp.cli.app import app
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MNIST_DIR = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
+"""As in scripts/_common.py, which this script does not import: that module imports JAX."""
 HELP_TARGET_S = 0.3
 DATA_TARGET_S = 0.1
-COMMANDS = [
-    "train",
-    "sweep",
-    "compare-grads",
-    "evaluate",
-    "predict",
-    "show",
-    "plot",
-    "download",
-    "data-info",
-    "info",
-    "serve",
-]
+COMMANDS = [command.name for command in app.registered_commands]
+"""Every command of the app (importing it imports no JAX: tests/test_startup.py checks)."""
 LOAD_PROBE = """
 import sys, time
 from jaxmlp.data import load_dataset

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import jax
 import pytest
 from data_fixtures import REAL_MNIST_DIR, needs_real_mnist, offline_environment  # noqa: F401
 
+from jaxmlp.cli.startup import enable_compilation_cache
 from jaxmlp.data import load_dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,13 +23,8 @@ COMPILATION_CACHE = REPO_ROOT / ".pytest_cache" / "jax-compilation-cache"
 
 
 def pytest_configure(config):
-    """Turns on the persistent compilation cache for the session."""
-    jax.config.update(
-        "jax_compilation_cache_dir",
-        os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(COMPILATION_CACHE),
-    )
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    """Turns on the persistent compilation cache for the session, as a command does."""
+    enable_compilation_cache(os.environ.get("JAX_COMPILATION_CACHE_DIR") or COMPILATION_CACHE)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -179,6 +182,22 @@ def test_a_member_is_its_solo_run_bit_for_bit_after_every_epoch(case, num_train,
     check_members_are_solo_runs(case_members(case, grad), blobs_dataset(num_train=num_train))
 
 
+def on_four_cpu_devices(probe: str, timeout: int) -> subprocess.CompletedProcess:
+    """Runs the Python source ``probe`` from the repository root in a process that sees 4 CPU
+    devices; fails the test, with its standard error, unless it exits 0."""
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 MEMBERS_BY_DATA = """
 import json, re, sys
 sys.path.insert(0, "tests")
@@ -213,20 +232,7 @@ def test_two_members_on_four_devices_split_members_then_batches():
     """2 members × 2-way data parallel: each member's gradients are summed over its own two
     devices only (all-reduce groups {0,1} and {2,3}), and each member trains as on one
     device up to the data-parallel rounding (the batch sums are added in another order)."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run(
-        [sys.executable, "-c", MEMBERS_BY_DATA],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert done.returncode == 0, done.stderr
+    done = on_four_cpu_devices(MEMBERS_BY_DATA, timeout=300)
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["mesh"] == {"members": 2, "data": 2}
     assert report["groups"] == ["[2,2]<=[4]"]
@@ -253,20 +259,7 @@ for case, grad in [("momentum", "manual"), ("adam cosine warm-up", "manual"),
 @pytest.mark.slow
 def test_members_spread_over_four_devices_are_their_solo_runs_on_one():
     """4 members (one per device) and 8 (two per device), ragged last batch."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "4", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run(
-        [sys.executable, "-c", ON_FOUR_DEVICES],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = on_four_cpu_devices(ON_FOUR_DEVICES, timeout=600)
     assert done.stdout.count("each its solo run") == 8
 
 

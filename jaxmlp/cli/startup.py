@@ -85,12 +85,14 @@ def remove_damaged_cache_entries() -> None:
         print(removal_line(removed), file=sys.stderr)
 
 
-def enable_compilation_cache() -> None:
-    """Keeps compiled XLA programs in the user cache, so a second run starts faster."""
+def enable_compilation_cache(directory: str | os.PathLike | None = None) -> None:
+    """Keeps every compiled XLA program in ``directory`` (default: the user cache), so a
+    second run starts faster."""
     import jax
 
     from jaxmlp.data.sources import user_cache_dir
 
-    jax.config.update("jax_compilation_cache_dir", str(user_cache_dir("xla")))
+    where = directory if directory is not None else user_cache_dir("xla")
+    jax.config.update("jax_compilation_cache_dir", str(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
