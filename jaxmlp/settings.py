@@ -169,7 +169,7 @@ class Settings:
         10,
         Spec(
             PROGRAM,
-            "Total epochs (on --resume: the new total).",
+            "Total epochs.",
             check=in_range(1, MAX_EPOCHS, closed=True),
             resumable=True,
         ),

@@ -17,18 +17,19 @@ import warnings
 from collections.abc import Sequence
 
 import typer
-from typer.core import TyperGroup
 
 from jaxmlp import __version__
 from jaxmlp.cli import startup
+from jaxmlp.cli.helptext import Command, Group
 from jaxmlp.environment import first_line, require_backend
 from jaxmlp.errors import INTERRUPTED_EXIT_CODE, ConfigError, JaxmlpError, Stopped, error_line
 
 SUBCOMMAND_ARGS = "jaxmlp.subcommand_args"
 
 
-class CommandGroup(TyperGroup):
-    """Typer's group, keeping the invoked command's arguments for the root callback."""
+class CommandGroup(Group):
+    """The root group (its help tidied), keeping the invoked command's arguments for the
+    root callback."""
 
     def resolve_command(self, ctx: typer.Context, args: list[str]):
         name, command, rest = super().resolve_command(ctx, args)
@@ -67,6 +68,11 @@ def _root(
         ctx.invoked_subcommand, ctx.meta.get(SUBCOMMAND_ARGS, [])
     ):
         startup.start_jax(ctx.invoked_subcommand)
+
+
+def command(name: str):
+    """Registers a command on :data:`app`, its help tidied (:mod:`jaxmlp.cli.helptext`)."""
+    return app.command(name, cls=Command)
 
 
 def run_explaining_jax_failures(argv: Sequence[str] | None) -> object:

@@ -8,13 +8,13 @@ from typing import Any
 
 import typer
 
-from jaxmlp.cli.app import app
+from jaxmlp.cli.app import command
 from jaxmlp.cli.options import DATA_SETTINGS, with_settings
 from jaxmlp.outputs import check_outputs
 from jaxmlp.settings import Settings
 
 
-@app.command("download")
+@command("download")
 @with_settings(["dataset"])
 def download(
     cache_dir: Path | None = typer.Option(
@@ -55,7 +55,7 @@ def check_cache_files(dataset: str, directory: Path, label: str) -> None:
     check_outputs({label: [directory / name for name in get_spec(dataset).files]})
 
 
-@app.command("data-info")
+@command("data-info")
 @with_settings([*DATA_SETTINGS, "val_size", "limit"])
 def data_info(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

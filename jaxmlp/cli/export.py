@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from jaxmlp.cli.app import app
+from jaxmlp.cli.app import command
 from jaxmlp.outputs import check_not_replacing, check_outputs
 
 LIBRARIES = {"safetensors": "safetensors.numpy", "onnx": "onnx"}
@@ -16,7 +16,7 @@ that ``jaxmlp export --help`` imports neither JAX nor numpy)."""
 Format = enum.Enum("Format", {name: name for name in LIBRARIES}, type=str)
 
 
-@app.command("export")
+@command("export")
 def export_command(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
     fmt: Format = typer.Option(..., "--format", help="safetensors (PyTorch, numpy) or onnx."),
@@ -25,9 +25,12 @@ def export_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
-    """Write the network for use outside jaxmlp: safetensors in torch.nn.Linear's layout
-    (weight (out, in)) with its metadata, or ONNX with its input preprocessing (uint8
-    28×28 images in, probabilities out). Needs the 'export' extra."""
+    """Write the network for use outside jaxmlp, as safetensors or ONNX.
+
+    Safetensors in torch.nn.Linear's layout (weight (out, in)) with its metadata, or ONNX
+    with its input preprocessing (uint8 28×28 images in, probabilities out). Needs the
+    'export' extra.
+    """
     from jaxmlp import export
 
     name = Format(fmt).value

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from jaxmlp.architecture import parse_sizes
-from jaxmlp.cli.app import app
+from jaxmlp.cli.app import command
 from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError
 from jaxmlp.memory import check_elements
@@ -64,17 +64,24 @@ def check_arguments(
     )
 
 
-@app.command("compare-grads")
+@command("compare-grads")
 def compare_grads(
-    sizes: str = typer.Option("784,15,10", help="Layer widths, input first."),
+    sizes: str = typer.Option(
+        "784,15,10", metavar="<int,int,…>", help="Layer widths, input first."
+    ),
     batch_size: int = typer.Option(8, help="Examples in the batch the loss averages over."),
     seed: int = typer.Option(0, help="Seeds the parameters, the batch and the coordinates."),
     dtype: str = typer.Option(
         "float64",
+        metavar="<float64|float32>",
         help="float64: pass if relative error ≤ 1e-10 vs jax.grad and ≤ 1e-6 vs finite "
         "differences; float32: ≤ 1e-5 and ≤ 1e-4. Finite differences always run in float64.",
     ),
-    init: str = typer.Option("normal", help=f"Initialisation: {', '.join(SPECS['init'].choices)}."),
+    init: str = typer.Option(
+        "normal",
+        metavar=f"<{'|'.join(SPECS['init'].choices)}>",
+        help="Initialisation: N(0,1) as in the seed, He or Glorot.",
+    ),
     coords: int = typer.Option(20, help="Coordinates per parameter probed by finite differences."),
     dropout: float = typer.Option(0.0, help="Dropout rate of hidden layers (same masks for all)."),
     label_smoothing: float = typer.Option(
@@ -84,8 +91,9 @@ def compare_grads(
 ) -> int:
     """Check the hand-written gradient (BP1–BP4) against jax.grad and finite differences.
 
-    Runs on random inputs, so it needs no data. Exit code 0 when every parameter passes,
-    1 when any fails, 2 on bad arguments.
+    Runs on random inputs, so it needs no data.
+
+    Exit codes: 0 when every parameter passes, 1 when any fails, 2 on bad arguments.
     """
     import jax
 

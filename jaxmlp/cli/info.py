@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from jaxmlp.cli.app import app
+from jaxmlp.cli.app import command
 from jaxmlp.cli.startup import population_cpu_devices
 from jaxmlp.environment import require_backend
 from jaxmlp.settings import SPECS
@@ -34,18 +34,22 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@app.command("info")
+@command("info")
 def info_command(
     platform: str | None = typer.Option(
         None,
-        help=f"Start this backend: {', '.join(SPECS['platform'].choices)} (default: JAX's choice).",
+        metavar=f"<{'|'.join(SPECS['platform'].choices)}>",
+        help="Start this backend.",
+        show_default="JAX's choice",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> int:
-    """Show the jax/jaxlib versions, the backend, and every device with its process (and,
-    on CPU, the devices a sweep starts: one per core).
+    """Show the jax/jaxlib versions, the backend and every device.
 
-    Exit code 0, or 2 when --platform (or JAX_PLATFORMS) names a backend that is not
+    Each device is shown with its process; on CPU, also the devices a sweep starts (one
+    per core).
+
+    Exit codes: 0, or 2 when --platform (or JAX_PLATFORMS) names a backend that is not
     available here.
     """
     from jaxmlp import parallel

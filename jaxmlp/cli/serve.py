@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from jaxmlp.cli.app import app
+from jaxmlp.cli.app import command
 
 
-@app.command("serve")
+@command("serve")
 def serve(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
     host: str = typer.Option(

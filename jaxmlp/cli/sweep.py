@@ -9,8 +9,14 @@ from typing import Any
 import typer
 
 from jaxmlp import search, sweep
-from jaxmlp.cli.app import COMMAND_LINE, app
-from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
+from jaxmlp.cli.app import COMMAND_LINE, command
+from jaxmlp.cli.options import (
+    TRAIN_SETTINGS,
+    new_or_old,
+    preset_help,
+    renamed_option,
+    with_settings,
+)
 from jaxmlp.config_file import merged, read_config, settings_toml
 from jaxmlp.errors import ConfigError
 from jaxmlp.presets import PRESET_NAMES
@@ -22,12 +28,16 @@ Method = enum.Enum("Method", {name: name for name in search.METHODS}, type=str)
 SEARCH = "Search"
 
 
-@app.command("sweep")
-@with_settings(TRAIN_SETTINGS, as_list=sweep.takes_list)
+@command("sweep")
+@with_settings(
+    TRAIN_SETTINGS,
+    as_list=sweep.takes_list,
+    defaults={"devices": "on CPU one per core, members spread over them; else 1"},
+)
 def sweep_command(
     preset: Preset | None = typer.Option(
         None,
-        help="Starting settings of every run (see 'train').",
+        help=preset_help("of every run"),
         show_default="seed, or the --config file's",
     ),
     config: Path | None = typer.Option(
@@ -51,7 +61,8 @@ def sweep_command(
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
-        help="Replace an existing --metrics-out or --save-best file, or a non-empty --run-dir.",
+        help="Replace an existing --metrics-out, --save-best or --out-dir file, or write into "
+        "a non-empty --run-dir.",
         rich_help_panel=RUNS_PANEL,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
@@ -65,11 +76,12 @@ def sweep_command(
         help="Save the run with the best validation accuracy as a checkpoint.",
         rich_help_panel=RUNS_PANEL,
     ),
-    plot_dir: Path | None = typer.Option(
+    out_dir: Path | None = typer.Option(
         None,
-        help="Write sweep_curves.png: validation accuracy per setting, min-max band.",
+        help="Write sweep_curves.png here: validation accuracy per setting, min-max band.",
         rich_help_panel=RUNS_PANEL,
     ),
+    plot_dir: Path | None = renamed_option("--plot-dir", "--out-dir", panel=RUNS_PANEL),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table."),
     method: Method = typer.Option(
         "grid",
@@ -125,15 +137,20 @@ def sweep_command(
     ),
     settings: dict[str, Any] | None = None,
 ) -> int:
-    """Train a grid of runs: a comma list makes a grid axis (--lr 0.1,0.5), integers also
-    take ranges (--seed 0-4), --sizes takes ';' between alternatives.
+    """Train a grid of runs, or search, and print a table of the settings over their seeds.
 
-    Runs that share sizes, batch size, epochs, optimizer, schedule, gradient method and
-    augmentation train together, as one population in one compiled program. Prints a
-    table, one row per setting over its seeds, best mean validation accuracy first.
+    The settings are train's; those shown with ',…' take a list. A comma list makes a grid
+    axis (--lr 0.1,0.5 --seed 0,1); an integer setting also takes a range (--seed 0-4);
+    --sizes takes ';' between alternatives (--sizes '784,100,10;784,300,10').
 
-    A setting may take a distribution instead of a list (--lr 1e-3..3e-1:log, --dropout
-    0..0.5, --optimizer sgd,adam:choice) with --search random, halving or pbt and --runs N.
+    With --search random, halving or pbt, a setting may take a distribution instead:
+    LOW..HIGH or LOW..HIGH:log for a number (--lr 1e-3..3e-1:log, --dropout 0..0.5),
+    A,B:choice for a choice (--optimizer sgd,adam:choice); --runs N draws N members.
+
+    Runs that share their network and training settings train together, as one
+    population in one compiled program. The table has one row per setting over its seeds,
+    best mean validation accuracy first.
+
     Exit codes: 0 done, 1 data problem, 2 bad arguments, 130 Ctrl-C (after the table).
     """
     file = read_config(config, sweep=True) if config is not None else None
@@ -143,7 +160,7 @@ def sweep_command(
         given=merged(file, settings or {}),
         metrics_out=metrics_out,
         save_best=save_best,
-        plot_dir=plot_dir,
+        plot_dir=new_or_old("--out-dir", out_dir, "--plot-dir", plot_dir),
         as_json=as_json,
         quiet=quiet,
         run_dir=chosen_run_dir(run_dir),

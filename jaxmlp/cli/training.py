@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from jaxmlp.cli.app import COMMAND_LINE, app
-from jaxmlp.cli.options import TRAIN_SETTINGS, with_settings
+from jaxmlp.cli.app import COMMAND_LINE, command
+from jaxmlp.cli.options import TRAIN_SETTINGS, preset_help, with_settings
 from jaxmlp.config_file import merged, read_config, settings_toml
 from jaxmlp.presets import PRESET_NAMES
 from jaxmlp.run_dir import chosen_run_dir
@@ -19,14 +19,12 @@ Preset = enum.Enum("Preset", {name: name for name in PRESET_NAMES}, type=str)
 RUNS_PANEL = "Keeping the run"
 
 
-@app.command("train")
-@with_settings(TRAIN_SETTINGS)
+@command("train")
+@with_settings(TRAIN_SETTINGS, defaults={"devices": "1; all with --num-processes"})
 def train_command(
     preset: Preset | None = typer.Option(
         None,
-        help="Starting settings: 'seed' is the seed document's experiment, 'best' the "
-        "README's best recipe for the chosen --dataset (≥99% on MNIST, ≥90.5% on "
-        "Fashion-MNIST). Flags override it.",
+        help=preset_help("of the run"),
         show_default="seed, or the --config file's",
     ),
     config: Path | None = typer.Option(
@@ -52,7 +50,8 @@ def train_command(
     resume: Path | None = typer.Option(
         None,
         help="Continue the run kept in this run directory or checkpoint, and save it back "
-        "there (its settings; --epochs may rise).",
+        "there with its settings (per-run values, data and devices may change; --epochs "
+        "is the new total).",
         rich_help_panel=RUNS_PANEL,
     ),
     metrics_out: Path | None = typer.Option(
@@ -98,6 +97,7 @@ def train_command(
     distributed: str = typer.Option(
         "off",
         envvar="JAXMLP_DISTRIBUTED",
+        metavar="<off|auto>",
         help="'auto': let JAX detect the cluster (Slurm, Open MPI, TPU pod, Kubernetes).",
         rich_help_panel="Several processes",
     ),
@@ -108,6 +108,7 @@ def train_command(
     Epochs report the validation split; the test split is reported once, at the end.
     Nothing is written unless asked (--run-dir, --save, --metrics-out), and nothing
     existing is replaced without --overwrite.
+
     Exit codes: 0 done, 1 diverged or data/checkpoint problem, 2 bad arguments, 130 Ctrl-C.
     """
     from jaxmlp import parallel, runs

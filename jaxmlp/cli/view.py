@@ -11,15 +11,17 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from jaxmlp.cli.app import app
-from jaxmlp.cli.options import DATA_SETTINGS, with_settings
+from jaxmlp.cli.app import command
+from jaxmlp.cli.options import DATA_SETTINGS, new_or_old, renamed_option, with_settings
 from jaxmlp.environment import require_backend
 from jaxmlp.errors import ConfigError, InputFileError
 from jaxmlp.files import atomic_write
-from jaxmlp.outputs import check_outputs
+from jaxmlp.outputs import check_not_replacing, check_outputs
 from jaxmlp.settings import Settings
 
 MAX_SHOWN = 1000
+FROM_CHECKPOINT = dict.fromkeys(DATA_SETTINGS, "the checkpoint's")
+"""The data settings' defaults of a command that reads a checkpoint: its own."""
 
 
 class SplitName(enum.StrEnum):
@@ -105,14 +107,18 @@ def report_written(paths: list[Path], *, stderr: bool = False) -> None:
         typer.echo(f"wrote {path}", err=stderr)
 
 
-@app.command("evaluate")
-@with_settings(DATA_SETTINGS)
+@command("evaluate")
+@with_settings(DATA_SETTINGS, defaults=FROM_CHECKPOINT)
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
     split: SplitName = typer.Option(SplitName.test, help="The split to evaluate on."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    plot_dir: Path | None = typer.Option(
+    out_dir: Path | None = typer.Option(
         None, help="Also write the four PNG plots (see 'jaxmlp plot') into this directory."
+    ),
+    plot_dir: Path | None = renamed_option("--plot-dir", "--out-dir"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing plots in --out-dir."
     ),
     settings: dict[str, Any] | None = None,
 ) -> None:
@@ -123,9 +129,11 @@ def evaluate(
     from jaxmlp.evaluation import evaluate_params, evaluation_report
     from jaxmlp.runs import load_image_classifier, load_training_data
 
+    plot_dir = new_or_old("--out-dir", out_dir, "--plot-dir", plot_dir)
     if plot_dir is not None:
         plots.require_matplotlib()
-    check_outputs({"--plot-dir": plot_files(plot_dir)})
+    check_outputs({"--out-dir": plot_files(plot_dir)})
+    check_not_replacing({"--out-dir": plot_files(plot_dir)}, overwrite=overwrite)
     require_backend()
     model = load_image_classifier(checkpoint)
     dataset = load_training_data(model, settings)
@@ -156,12 +164,14 @@ def evaluate(
         report_written(written, stderr=as_json)
 
 
-@app.command("predict")
-@with_settings(DATA_SETTINGS)
+@command("predict")
+@with_settings(DATA_SETTINGS, defaults=FROM_CHECKPOINT)
 def predict(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'jaxmlp train'."),
     images: list[Path] | None = typer.Argument(
-        None, help="Pictures of single digits (PNG, JPEG, ...; any size, either polarity)."
+        None,
+        metavar="IMAGE",
+        help="Pictures of single digits (PNG, JPEG, ...; any size, either polarity).",
     ),
     index: list[int] | None = typer.Option(
         None, "--index", min=0, help="Predict dataset example N instead of files (repeatable)."
@@ -217,7 +227,7 @@ def predict(
         out.print(view)
 
 
-@app.command("show")
+@command("show")
 @with_settings(DATA_SETTINGS)
 def show(
     split: SplitName = typer.Option(SplitName.test, help="The split to draw examples from."),
@@ -234,6 +244,7 @@ def show(
         None, help="Write a PNG grid of the examples with their labels instead of drawing them."
     ),
     scale: int = typer.Option(4, min=1, max=16, help="With --out: pixels per MNIST pixel."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Draw dataset examples with their labels, in the terminal or as a PNG grid.
@@ -245,6 +256,7 @@ def show(
     from jaxmlp.runs import load_settings_data
 
     check_outputs({"--out": out})
+    check_not_replacing({"--out": out}, overwrite=overwrite)
     data = load_settings_data(Settings(**(settings or {})))
     examples = split_of(data, split.value)
     chosen = example_indices(index, count, len(examples.labels), split.value)
@@ -263,15 +275,22 @@ def show(
     report_written([out])
 
 
-@app.command("plot")
-@with_settings(DATA_SETTINGS)
+@command("plot")
+@with_settings(DATA_SETTINGS, defaults=FROM_CHECKPOINT)
 def plot(
     source: Path = typer.Argument(
         ..., help="A metrics file (--metrics-out of 'jaxmlp train', JSON lines) or a checkpoint."
     ),
-    out_dir: Path = typer.Option(..., help="Directory to write the PNG files into."),
+    out_dir: Path | None = typer.Option(
+        None,
+        help="Directory to write the PNG files into.",
+        show_default="plots/ next to SOURCE",
+    ),
     split: SplitName = typer.Option(
         SplitName.test, help="With a checkpoint: the split of the confusion matrix and mistakes."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing plots in --out-dir."
     ),
     settings: dict[str, Any] | None = None,
 ) -> None:
@@ -280,8 +299,10 @@ def plot(
     From a metrics file: learning_curves.png; from a sweep's (--metrics-out of 'jaxmlp
     sweep'), sweep_curves.png: every setting's mean validation accuracy with a min-max band
     over its seeds. From a checkpoint, also confusion_matrix.png,
-    first_layer_weights.png and misclassified.png (evaluated on --split). Needs
-    matplotlib, the 'plot' extra of jaxmlp.
+    first_layer_weights.png and misclassified.png (evaluated on --split). Existing plots
+    are kept unless --overwrite.
+
+    Needs matplotlib, the 'plot' extra of jaxmlp.
     """
     import numpy as np
 
@@ -292,10 +313,12 @@ def plot(
     plots.require_matplotlib()
     if not source.is_file():
         raise InputFileError(f"{source} does not exist or is not a file")
+    out_dir = out_dir if out_dir is not None else source.parent / "plots"
     if not zipfile.is_zipfile(source):
-        report_written([plot_metrics_file(source, out_dir)])
+        report_written([plot_metrics_file(source, out_dir, overwrite=overwrite)])
         return
     check_outputs({"--out-dir": plot_files(out_dir)})
+    check_not_replacing({"--out-dir": plot_files(out_dir)}, overwrite=overwrite)
     require_backend()
     model = load_image_classifier(source)
     data = load_training_data(model, settings)
@@ -311,17 +334,18 @@ def plot(
     report_written(written)
 
 
-def plot_metrics_file(source: Path, out_dir: Path) -> Path:
+def plot_metrics_file(source: Path, out_dir: Path, *, overwrite: bool = False) -> Path:
     """Draws a metrics file: a sweep's settings as sweep_curves.png, else a run's
-    learning_curves.png; returns the file written."""
+    learning_curves.png; returns the file written (an existing one only with
+    ``overwrite``)."""
     from jaxmlp import plots
 
     records = plots.read_metrics_log(source)
-    if plots.is_sweep_log(records):
-        rows, labels = plots.sweep_log_rows(records, source)
-        path = out_dir / plots.SWEEP_CURVES
-        check_outputs({"--out-dir": path})
-        return plots.save_sweep_curves(rows, labels, path)
-    path = out_dir / plots.LEARNING_CURVES
+    sweep = plots.is_sweep_log(records)
+    path = out_dir / (plots.SWEEP_CURVES if sweep else plots.LEARNING_CURVES)
     check_outputs({"--out-dir": path})
+    check_not_replacing({"--out-dir": path}, overwrite=overwrite)
+    if sweep:
+        rows, labels = plots.sweep_log_rows(records, source)
+        return plots.save_sweep_curves(rows, labels, path)
     return plots.save_learning_curves(records, path)
