@@ -493,7 +493,7 @@ def plan_sweep_outputs(
             for flag, value in (
                 ("--metrics-out", metrics_out),
                 ("--save-best", save_best),
-                ("--plot-dir", plot_dir),
+                ("--out-dir", plot_dir),
             )
             if value is not None
         ]

@@ -4,7 +4,7 @@ A command that writes files calls :func:`check_outputs` first, with every path i
 write under the flag (or description) that names it::
 
     check_outputs({"--save": save, "--metrics-out": metrics_out})
-    check_outputs({"--plot-dir": [plot_dir / name for name in plots.ALL_PLOTS]})
+    check_outputs({"--out-dir": [out_dir / name for name in plots.ALL_PLOTS]})
 
 so that a bad path costs nothing: no epoch trained, no data downloaded. Each problem is
 one :class:`~jaxmlp.errors.OutputPathError` line (exit code 2) naming the flag and the path:
@@ -39,7 +39,7 @@ def check_outputs(outputs: Outputs) -> None:
     """Checks every output path; see the module's description.
 
     Args:
-        outputs: ``{"--save": path, "--plot-dir": [path, ...], "--metrics-out": None}``:
+        outputs: ``{"--save": path, "--out-dir": [path, ...], "--metrics-out": None}``:
             the label used in messages, and the file (or files) written under it.
 
     Raises:

@@ -302,7 +302,7 @@ def sweep_log_rows(
     if len(grouped) > SWEEP_ROWS_DRAWN:
         raise InputFileError(
             f"{source} holds {len(grouped)} settings; one plot draws at most "
-            f"{SWEEP_ROWS_DRAWN} (the sweep's own --plot-dir draws its {SWEEP_ROWS_DRAWN} best)"
+            f"{SWEEP_ROWS_DRAWN} (the sweep's own --out-dir draws its {SWEEP_ROWS_DRAWN} best)"
         )
 
     def final_mean(label: str) -> float:

@@ -396,7 +396,7 @@ class SweepOptions:
       given: setting name → value given (text for the settings that take lists).
       metrics_out: the JSON-lines file of every run's records.
       save_best: where to save the run with the best validation accuracy.
-      plot_dir: where to write the sweep's curves.
+      plot_dir: where to write the sweep's curves (``--out-dir``).
       as_json: print one JSON object instead of the table.
       quiet: print only the table.
       run_dir: the run directory that keeps the sweep (see :mod:`jaxmlp.run_dir`).
@@ -443,7 +443,7 @@ def sweep_from_options(
     import jax
 
     from jaxmlp import keeping, memory, parallel, plots, runs, search_loop
-    from jaxmlp.outputs import check_outputs
+    from jaxmlp.outputs import check_not_replacing, check_outputs
 
     note = note or (lambda line: print(line, file=sys.stderr))
     members, axes, distributions, plan = search_loop.members_from_flags(
@@ -465,7 +465,9 @@ def sweep_from_options(
         note(f"note: no plots: {plots.INSTALL_HINT}")
         plot_dir = None
     plot_path = None if plot_dir is None else plot_dir / plots.SWEEP_CURVES
-    check_outputs({"--metrics-out": metrics_out, "--save-best": save_best, "--plot-dir": plot_path})
+    check_outputs({"--metrics-out": metrics_out, "--save-best": save_best, "--out-dir": plot_path})
+    if options.run_dir is None:
+        check_not_replacing({"--out-dir": plot_path}, overwrite=options.overwrite)
     groups = group_by_program(members)
     needed, largest = max((memory.run_bytes(members[g[0]], members=len(g)), len(g)) for g in groups)
     memory.check_fits_memory(needed, f"a population of {largest} runs")

@@ -81,13 +81,13 @@ def test_plot_out_dir_that_is_a_file(capsys, tmp_path):
     )
 
 
-def test_evaluate_plot_dir_is_checked_before_the_checkpoint_is_read(capsys, tmp_path):
+def test_evaluate_out_dir_is_checked_before_the_checkpoint_is_read(capsys, tmp_path):
     os.mkfifo(tmp_path / "misclassified.png")
 
-    code, _, err = run_cli(capsys, "evaluate", tmp_path / "absent.npz", "--plot-dir", tmp_path)
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "absent.npz", "--out-dir", tmp_path)
 
     assert code == 2
-    assert error_line(err).startswith(f"--plot-dir {tmp_path / 'misclassified.png'} is a FIFO")
+    assert error_line(err).startswith(f"--out-dir {tmp_path / 'misclassified.png'} is a FIFO")
 
 
 def test_download_cache_dir_holding_a_fifo(capsys, tmp_path):

@@ -135,7 +135,7 @@ def test_evaluate_validation_split(capsys, trained):
 
 def test_evaluate_writes_plots(capsys, trained, tmp_path):
     pytest.importorskip("matplotlib")
-    code, out, err = run(capsys, "evaluate", trained[0], "--json", "--plot-dir", tmp_path / "docs")
+    code, out, err = run(capsys, "evaluate", trained[0], "--json", "--out-dir", tmp_path / "docs")
     assert code == 0 and json.loads(out)["examples"] == 10_000
     assert len(err.splitlines()) == 4
     sizes = {path.name: png_size(path) for path in (tmp_path / "docs").iterdir()}
@@ -295,7 +295,6 @@ def test_plot_malformed_metrics(capsys, tmp_path):
 @pytest.mark.parametrize("command", ["plot", "evaluate"])
 def test_missing_matplotlib_is_one_line(capsys, monkeypatch, trained, tmp_path, command):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    option = "--out-dir" if command == "plot" else "--plot-dir"
-    code, out, err = run(capsys, command, trained[0], option, tmp_path)
+    code, out, err = run(capsys, command, trained[0], "--out-dir", tmp_path)
     assert_one_line_error(code, err, 1, "pip install 'jaxmlp[plot]'")
     assert out == ""

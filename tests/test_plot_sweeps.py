@@ -121,7 +121,7 @@ def test_more_settings_than_a_figure_shows_are_refused(capsys, tmp_path):
     assert code == 1
     assert err == (
         f"jaxmlp: error: {path} holds 11 settings; one plot draws at most 10 (the sweep's own "
-        "--plot-dir draws its 10 best)\n"
+        "--out-dir draws its 10 best)\n"
     )
 
 

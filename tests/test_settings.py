@@ -9,7 +9,7 @@ import pytest
 
 from jaxmlp import memory
 from jaxmlp.cli.app import flag_message
-from jaxmlp.cli.options import shown_default
+from jaxmlp.cli.options import preset_recipes, shown_default
 from jaxmlp.errors import ConfigError
 from jaxmlp.presets import DATASET_PRESETS, PRESETS
 from jaxmlp.program import program_of, run_values
@@ -44,10 +44,15 @@ def test_the_best_preset_is_the_chosen_datasets_recipe():
     assert resolve_settings("seed", explicit={"dataset": "fashion-mnist"}).sizes == (784, 15, 10)
 
 
-def test_help_shows_each_datasets_best_value_where_they_differ():
-    assert shown_default("batch_size") == "10; --preset best: 128"
-    assert shown_default("augment_shift") == "0; --preset best: 1 (MNIST), 0 (Fashion-MNIST)"
-    assert shown_default("momentum") == "0.9"
+def test_help_shows_defaults_plainly_and_each_datasets_best_recipe_in_presets_help():
+    assert shown_default("batch_size") == "10"
+    assert (shown_default("download"), shown_default("augment_flip")) == ("on", "off")
+    recipes = preset_recipes("best")
+    mnist, fashion = recipes.split("; ")
+    assert mnist.startswith("MNIST: --sizes 784,800,800,10 ") and "--batch-size 128" in mnist
+    assert fashion.startswith("Fashion-MNIST: --sizes 784,1024,1024,10 ")
+    assert "--augment-flip" in fashion and "--augment-flip" not in mnist
+    assert preset_recipes("seed") == ""
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ inside a paragraph. :class:`Command` and :class:`Group` tidy their parameters on
 - a default prints as given (``[default: 0.1]``);
 - arguments show their name in capitals (``CHECKPOINT``, ``[IMAGE]...``);
 - descriptions flow: single line breaks inside a paragraph become spaces;
-- option panels come in :data:`PANEL_ORDER`, the order of how often they are used;
+- option panels come in :data:`PANEL_ORDER` and commands in :data:`COMMAND_ORDER`, by
+  how often they are used;
 - a flag's ``off`` form (``--no-download``) is named in its help, not in a column.
 """
 
@@ -37,6 +38,22 @@ PANEL_ORDER = (
     "Several processes",
 )
 """Option panels by how often their options are used; a panel not named here comes last."""
+
+COMMAND_ORDER = (
+    "train",
+    "sweep",
+    "evaluate",
+    "predict",
+    "plot",
+    "show",
+    "serve",
+    "export",
+    "compare-grads",
+    "data-info",
+    "download",
+    "info",
+)
+"""The commands in the root help, by how often they are used; others come last."""
 
 TYPE_WORDS = {"str": "text", "Path": "path", "int": "int", "float": "float"}
 """Typer's type label → the word the help shows."""
@@ -164,11 +181,16 @@ class Command(TyperCommand):
 
 
 class Group(TyperGroup):
-    """Typer's group with the help of :mod:`jaxmlp.cli.helptext`."""
+    """Typer's group with the help of :mod:`jaxmlp.cli.helptext`, its commands listed in
+    :data:`COMMAND_ORDER`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = flowing(self.help)
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
 
     def get_params(self, ctx: _click.Context) -> list[_click.Parameter]:
         return [tidied(param) for param in super().get_params(ctx)]
