@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import PROGRAM, names_of
 
@@ -110,6 +108,7 @@ def warmup_steps(settings: Settings, steps_per_epoch: int) -> int:
 def run_values(members: list[Settings], steps_per_epoch: int, *, stacked: bool = True) -> RunValues:
     """The members' per-run values, one numpy array per value (a leading member axis if
     ``stacked``)."""
+    import numpy as np  # here, not at the top: `jaxmlp sweep --help` need not load numpy
 
     def column(value, dtype=np.float32):
         array = np.asarray([value(member) for member in members]).astype(dtype)

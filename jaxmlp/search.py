@@ -38,14 +38,15 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from jaxmlp.display import shown
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import FIELD_TYPES, SEED_LIMIT, SPECS, check_setting, typed_value
 from jaxmlp.sweep import expand_grid, parse_axis, takes_list
+
+if TYPE_CHECKING:  # numpy is imported where it draws: `jaxmlp sweep --help` need not load it
+    import numpy as np
 
 METHODS = ("grid", "random", "halving", "pbt")
 SIGNIFICANT = 4
@@ -99,6 +100,8 @@ class Range:
 
     def draw(self, rng: np.random.Generator, count: int) -> list:
         """``count`` values."""
+        import numpy as np
+
         if self.integer:
             top = self.high + 1
             if self.log:
@@ -228,6 +231,8 @@ def draw_points(
     Each setting draws its column in the settings' declaration order, from one generator
     seeded by ``search_seed``: a point does not depend on the order of the flags.
     """
+    import numpy as np
+
     rng = np.random.default_rng([search_seed, 0])
     columns = {name: distributions[name].draw(rng, runs) for name in SPECS if name in distributions}
     return [{name: column[i] for name, column in columns.items()} for i in range(runs)]
@@ -470,6 +475,8 @@ def truncation_sources(
     Each of the bottom :func:`quantile_size` members by :func:`ranking` takes a member of
     the top as many, drawn uniformly (with replacement) by ``rng``.
     """
+    import numpy as np
+
     order = ranking(accuracies)
     size = quantile_size(len(order), truncation)
     sources = np.arange(len(order))
@@ -513,6 +520,8 @@ def explore(
 def exploit_rng(search_seed: int, epoch: int) -> np.random.Generator:
     """The generator of PBT's choices after ``epoch``: a function of the seed and the epoch
     alone, so a step's draws do not depend on what came before."""
+    import numpy as np
+
     return np.random.default_rng([search_seed, 1, epoch])
 
 

@@ -31,14 +31,15 @@ PROBE = """
 import json, sys
 from jaxmlp.cli.app import main
 codes = [main(argv) for argv in json.loads(sys.argv[1])]
-heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'optax'))
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'optax', 'numpy'))
 print(json.dumps({'codes': codes, 'heavy': heavy}))
 """
 
 
 def test_help_and_version_import_no_jax():
     """In a fresh interpreter (this one has JAX loaded): every help request exits 0 and
-    leaves no module of JAX, jaxlib or optax imported."""
+    leaves no module of JAX, jaxlib, optax or numpy imported (numpy alone costs a help
+    request about a fifth of its time)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(HELP_REQUESTS)],
         capture_output=True,
