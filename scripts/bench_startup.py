@@ -8,7 +8,9 @@
    after the first time.
 
 Commands are run round-robin, ``--repeats`` rounds, and the median is printed; the machine's
-load averages are printed at start and end. Imports no JAX itself.
+load averages are printed at start and end. ``--reference DIR`` also times another
+checkout's help in the same rounds and prints this one's time as a ratio of it. Imports no
+JAX itself.
 """
 
 from __future__ import annotations
@@ -47,23 +49,42 @@ def jaxmlp_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "jaxmlp"]
 
 
-def wall_seconds(argv: list[str], env: dict[str, str]) -> float:
+def wall_seconds(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     """Seconds ``argv`` takes to run to its end (its output discarded); it must succeed."""
     began = time.perf_counter()
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd=cwd)
     return time.perf_counter() - began
 
 
-def time_help(repeats: int, env: dict[str, str]) -> dict[str, float]:
-    """Median wall seconds of each help request and of ``python -c pass``."""
-    jaxmlp = jaxmlp_command()
-    requests = {"python -c pass": [sys.executable, "-c", "pass"]}
-    requests |= {"jaxmlp --version": [*jaxmlp, "--version"], "jaxmlp --help": [*jaxmlp, "--help"]}
-    requests |= {f"jaxmlp {name} --help": [*jaxmlp, name, "--help"] for name in COMMANDS}
-    times: dict[str, list[float]] = {label: [] for label in requests}
+def help_requests(jaxmlp: list[str]) -> dict[str, list[str]]:
+    """``--version``, ``--help`` and each command's ``--help``, run by ``jaxmlp``."""
+    requests = {"jaxmlp --version": [*jaxmlp, "--version"], "jaxmlp --help": [*jaxmlp, "--help"]}
+    return requests | {f"jaxmlp {name} --help": [*jaxmlp, name, "--help"] for name in COMMANDS}
+
+
+def time_help(
+    repeats: int, env: dict[str, str], reference: Path | None = None, cwd: Path | None = None
+) -> dict[str, float]:
+    """Median wall seconds of each help request and of ``python -c pass``.
+
+    With ``reference`` (another checkout's root), each request is also run by that
+    checkout's jaxmlp, right after this one's in each round (labels ``reference: ...``);
+    both run as ``python -m jaxmlp`` from ``cwd``, each with its root as ``PYTHONPATH``.
+    """
+    runs: dict[str, tuple[list[str], dict[str, str]]] = {
+        "python -c pass": ([sys.executable, "-c", "pass"], env)
+    }
+    if reference is None:
+        runs |= {label: (argv, env) for label, argv in help_requests(jaxmlp_command()).items()}
+    else:
+        module = [sys.executable, "-m", "jaxmlp"]
+        for label, argv in help_requests(module).items():
+            runs[label] = (argv, {**env, "PYTHONPATH": str(REPO_ROOT)})
+            runs[f"reference: {label}"] = (argv, {**env, "PYTHONPATH": str(reference.resolve())})
+    times: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(repeats):
-        for label, argv in requests.items():
-            times[label].append(wall_seconds(argv, env))
+        for label, (argv, run_env) in runs.items():
+            times[label].append(wall_seconds(argv, run_env, cwd))
     return {label: statistics.median(values) for label, values in times.items()}
 
 
@@ -92,12 +113,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data-dir", type=Path, default=SHARED_MNIST_DIR)
     parser.add_argument("--json", type=Path, metavar="FILE", help="Also write every figure here.")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        metavar="DIR",
+        help="Another checkout's root (e.g. an older commit's, from git worktree or git "
+        "archive): its help requests run in the same rounds, and each line gets the ratio.",
+    )
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as temporary:
         (Path(temporary) / "cwd").mkdir()
         env = {**os.environ, "XDG_CACHE_HOME": str(Path(temporary) / "cache")}
-        help_times = time_help(args.repeats, env)
+        help_times = time_help(args.repeats, env, args.reference, Path(temporary) / "cwd")
         data_times = (
             time_data(args.repeats, args.data_dir, env, Path(temporary) / "cwd")
             if args.data_dir.is_dir()
@@ -105,10 +133,14 @@ def main() -> None:
         )
     print(f"\nStart-up (median of {args.repeats}; target ≤ {HELP_TARGET_S} s each)")
     for label, seconds in help_times.items():
+        if label.startswith("reference: "):
+            continue
         mark = (
             "" if label.startswith("python") else ("  ok" if seconds <= HELP_TARGET_S else "  MISS")
         )
-        print(f"  {label:<28} {seconds:6.3f} s{mark}")
+        against = help_times.get(f"reference: {label}")
+        ratio = "" if against is None else f"  reference {against:6.3f} s: {seconds / against:.2f}×"
+        print(f"  {label:<28} {seconds:6.3f} s{mark}{ratio}")
     if data_times:
         mark = "ok" if data_times["after"] <= DATA_TARGET_S else "MISS"
         print(f"\nReading MNIST (target ≤ {DATA_TARGET_S} s after the first time)")
