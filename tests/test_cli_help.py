@@ -160,3 +160,14 @@ def test_plot_writes_next_to_its_source_and_keeps_what_is_there(capsys, tmp_path
     assert picture.read_bytes() == b"edited"
     assert main(["plot", str(metrics), "--overwrite"]) == 0
     assert picture.read_bytes() == written
+
+
+def test_hand_written_choice_metavars_are_the_accepted_values():
+    from jaxmlp import gradcheck, parallel
+
+    def metavar(command: str, flag: str) -> str:
+        params = ROOT.commands[command].get_params(typer.Context(ROOT.commands[command]))
+        return next(param.metavar for param in params if flag in param.opts)
+
+    assert metavar("train", "--distributed") == f"<{'|'.join(parallel.DISTRIBUTED_MODES)}>"
+    assert metavar("compare-grads", "--dtype") == f"<{'|'.join(gradcheck.TOLERANCES)}>"
