@@ -80,7 +80,7 @@ def range_phrase(low: float | None, high: float | None) -> str | None:
 
 def value_word(param: TyperOption | TyperArgument, ctx: _click.Context) -> str:
     """The readable type of one value: ``<int>``, ``<path>``, ``<text>``, ``<a|b>``."""
-    label = TyperOption.display_type(param, ctx).strip("<>")
+    label = param.display_type(ctx).strip("<>")
     label = re.sub(r"^list\[(.*)\]$", r"\1", label).removesuffix(" range")
     return f"<{TYPE_WORDS.get(label, label)}>"
 
