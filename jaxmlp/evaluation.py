@@ -67,25 +67,34 @@ class Evaluation:
         return class_scores(self.confusion)
 
 
-def map_in_chunks(fn: Callable[[Any], Any], tree: Any, chunk: int = EVAL_CHUNK) -> Any:
-    """``fn`` over the leading axis of every leaf of ``tree``, ``chunk`` rows at a time.
+def equal_chunks(rows: int, most: int) -> tuple[int, int]:
+    """``(count, size)``: the fewest chunks of at most ``most`` rows that, all of one size,
+    hold ``rows`` (the last ``count * size - rows`` rows of the last chunk are padding)."""
+    count = -(-rows // most)
+    return count, -(-rows // count)
 
-    Inside ``jit``: the full chunks run in one ``lax.map``, the remainder as one more call,
-    and the outputs are concatenated along the leading axis. ``fn`` maps a chunk (a tree
-    of leaves with ``chunk`` rows) to a tree of outputs with as many rows.
+
+def map_in_chunks(fn: Callable[[Any], Any], tree: Any, chunk: int = EVAL_CHUNK) -> Any:
+    """``fn`` over the leading axis of every leaf of ``tree``, at most ``chunk`` rows at a time.
+
+    Inside ``jit``: the rows are cut into :func:`equal_chunks`, run in one ``lax.map`` (or
+    one call when a chunk holds them all), so the program holds ``fn`` once whatever the
+    number of rows. The last chunk is filled up with copies of the first rows, whose
+    outputs are dropped: ``fn`` must treat rows independently and map a chunk (a tree of
+    leaves with ``size`` rows) to a tree of outputs with as many rows.
     """
-    num_rows = jax.tree.leaves(tree)[0].shape[0]
-    full, rest = divmod(num_rows, chunk)
-    outputs = []
-    if full:
-        chunks = jax.tree.map(lambda a: a[: full * chunk].reshape(full, chunk, *a.shape[1:]), tree)
-        mapped = jax.lax.map(fn, chunks)
-        outputs.append(jax.tree.map(lambda a: a.reshape(full * chunk, *a.shape[2:]), mapped))
-    if rest:
-        outputs.append(fn(jax.tree.map(lambda a: a[full * chunk :], tree)))
-    if len(outputs) == 1:
-        return outputs[0]
-    return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
+    rows = jax.tree.leaves(tree)[0].shape[0]
+    count, size = equal_chunks(rows, chunk)
+    if count <= 1:
+        return fn(tree)
+    padding = count * size - rows
+
+    def cut(a):
+        padded = jnp.concatenate([a, a[:padding]]) if padding else a
+        return padded.reshape(count, size, *a.shape[1:])
+
+    mapped = jax.lax.map(fn, jax.tree.map(cut, tree))
+    return jax.tree.map(lambda a: a.reshape(count * size, *a.shape[2:])[:rows], mapped)
 
 
 def chunked_log_probabilities(

@@ -12,8 +12,8 @@ of the training state (:class:`TrainState`) carries a leading member axis, and s
 per-run values (:class:`~jaxmlp.program.RunValues`: learning rate, momentum, dropout
 rates, …), which are array arguments of the compiled epoch: one compiled epoch, which
 depends on the :class:`~jaxmlp.program.Program` alone, trains any of them. One member
-runs the epoch body as it is; several run it under ``jax.vmap``, in chunks of
-:data:`MEMBER_CHUNK`. **A member is the same experiment as the solo run with its
+runs the epoch body as it is; several run it under ``jax.vmap``, in equal chunks of
+at most :data:`MEMBER_CHUNK`. **A member is the same experiment as the solo run with its
 settings** (tested bit for bit, epoch by epoch, in ``tests/test_members.py``).
 
 Randomness is a function of ``(seed, epoch)`` alone: epoch ``e`` shuffles and draws its
@@ -55,8 +55,9 @@ from jaxmlp.settings import Settings
 
 Shard = Callable[[jax.Array], jax.Array]
 MEMBER_CHUNK = 16
-"""Members trained side by side in one batched product; larger populations run in chunks
-of this many, one after another inside the compiled epoch. Beyond about 16, XLA:CPU's
+"""The most members trained side by side in one batched product; larger populations run in
+equal chunks of at most this many (17 members: two of 9, one a padding copy), one after
+another inside the compiled epoch, which holds the epoch body once. Beyond about 16, XLA:CPU's
 batched products sum in another order than a single network's, and a member would no
 longer equal its solo run bit for bit (measured: R = 40 in one batch moved an lr-0.5
 member by 70 % after one epoch; chunks of 8–20 left every member identical). Chunks also
@@ -214,7 +215,8 @@ def make_epoch_fn(
 
     Every leaf of the state, the values, the keys and the metrics has a leading member
     axis. A member ``alone`` on its device(s) runs :func:`make_epoch_body` as it is (a
-    solo run's program); several run it under ``vmap``, :data:`MEMBER_CHUNK` at a time.
+    solo run's program); several run it under ``vmap``, in equal chunks of at most
+    :data:`MEMBER_CHUNK` (:func:`~jaxmlp.evaluation.map_in_chunks`).
     With a ``layout`` (:class:`jaxmlp.parallel.DeviceLayout`), each group of devices on
     the member axis trains its share of the members (``shard_map``: nothing crosses
     between members) and each member's mini-batches are split over the data axis.

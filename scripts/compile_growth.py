@@ -4,8 +4,9 @@ For each population size R (``--members``) and each number of training examples
 (``--examples``, i.e. steps of the seed's batch of 10), builds the seed-config trainer on
 random data (no dataset needed), and times ``jax.jit(...).trace``, ``.lower`` and
 ``.compile`` of its epoch ahead of time, with the persistent compilation cache off. Also
-prints how many copies of the step the program holds (``while`` loops in its HLO text),
-since the members are trained in chunks of ``train.MEMBER_CHUNK`` and a remainder.
+prints how many copies of the epoch body the program holds (``scan`` s over the epoch's
+steps in its jaxpr) and its ``while`` loops: the members are trained in equal chunks of at
+most ``train.MEMBER_CHUNK``, so one copy whatever R.
 """
 
 from __future__ import annotations
@@ -38,6 +39,28 @@ def random_dataset(examples: int) -> Dataset:
     )
 
 
+def sub_jaxprs(value):
+    """The jaxprs inside an equation's parameter (a jaxpr, a closed one, or a tuple of them)."""
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            yield from sub_jaxprs(item)
+    elif hasattr(value, "eqns"):
+        yield value
+    elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):
+        yield value.jaxpr
+
+
+def step_scans(jaxpr, steps: int) -> int:
+    """``scan`` s of ``steps`` iterations in ``jaxpr`` and the jaxprs inside it."""
+    found = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan" and eqn.params["length"] == steps:
+            found += 1
+        for value in eqn.params.values():
+            found += sum(step_scans(inner, steps) for inner in sub_jaxprs(value))
+    return found
+
+
 def timings(members: int, examples: int) -> dict[str, float]:
     """Seconds to trace, lower and compile the epoch of ``members`` seed-config networks."""
     settings = [Settings(seed=seed) for seed in range(members)]
@@ -56,6 +79,7 @@ def timings(members: int, examples: int) -> dict[str, float]:
         "trace": traced_at - began,
         "lower": lowered_at - traced_at,
         "compile": compiled_at - lowered_at,
+        "bodies": step_scans(traced.jaxpr.jaxpr, examples // 10),
         "loops": lowered.as_text().count("stablehlo.while"),
     }
 
@@ -67,13 +91,16 @@ def main() -> None:
     args = parser.parse_args()
     jax.config.update("jax_enable_compilation_cache", False)
     print(f"load average at start: {os.getloadavg()}")
-    print(f"{'R':>5}{'examples':>10}{'trace s':>9}{'lower s':>9}{'compile s':>11}{'loops':>7}")
+    print(
+        f"{'R':>5}{'examples':>10}{'trace s':>9}{'lower s':>9}{'compile s':>11}"
+        f"{'bodies':>8}{'loops':>7}"
+    )
     for examples in (int(n) for n in args.examples.split(",")):
         for members in (int(r) for r in args.members.split(",")):
             t = timings(members, examples)
             print(
                 f"{members:>5}{examples:>10}{t['trace']:>9.2f}{t['lower']:>9.2f}"
-                f"{t['compile']:>11.2f}{t['loops']:>7}",
+                f"{t['compile']:>11.2f}{t['bodies']:>8}{t['loops']:>7}",
                 flush=True,
             )
     print(f"load average at end: {os.getloadavg()}")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import blobs_dataset
 
-from jaxmlp import train
+from jaxmlp import evaluation, train
 from jaxmlp.data import Dataset
 from jaxmlp.errors import ConfigError
 from jaxmlp.settings import Settings
@@ -140,9 +140,17 @@ def without_seconds(history):
     return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
 
 
-def check_members_are_solo_runs(members, dataset, layout=None) -> None:
+def records(history, fields=None):
+    """The records without their seconds, or only their ``fields``."""
+    if fields is None:
+        return without_seconds(history)
+    return [{k: record[k] for k in fields} for record in history]
+
+
+def check_members_are_solo_runs(members, dataset, layout=None, fields=None) -> None:
     """Trains ``members`` as one population and each alone (one device), epoch by epoch;
-    asserts equal states (every bit) and records after every epoch."""
+    asserts equal states (every bit) and records (``fields`` of them, or all) after every
+    epoch."""
     population = train.prepare(members, dataset, layout=layout)
     solos = [train.prepare(member, dataset) for member in members]
     together = population.start()
@@ -157,8 +165,8 @@ def check_members_are_solo_runs(members, dataset, layout=None) -> None:
                     np.testing.assert_array_equal(
                         x, np.asarray(y)[0], f"member {index} {name}, epoch {together.epoch}"
                     )
-            assert without_seconds(together.histories[index]) == without_seconds(
-                progress.histories[0]
+            assert records(together.histories[index], fields) == records(
+                progress.histories[0], fields
             )
 
 
@@ -180,6 +188,21 @@ def check_members_are_solo_runs(members, dataset, layout=None) -> None:
 def test_a_member_is_its_solo_run_bit_for_bit_after_every_epoch(case, num_train, grad):
     """200 examples leave a ragged last batch of 8; 208 do not."""
     check_members_are_solo_runs(case_members(case, grad), blobs_dataset(num_train=num_train))
+
+
+TRAINING_FIELDS = ("epoch", "train_loss", "train_accuracy", "lr", "val_accuracy")
+"""The records a population of more than a chunk shares with its solo runs."""
+
+
+def test_members_beyond_one_chunk_train_as_their_solo_runs_bit_for_bit():
+    """17 members: two chunks of 9 inside one ``lax.map``, one row of them a padding copy of
+    member 0 whose results are dropped; every real member trains as its solo run. (Only
+    the training records: the validation loss of a population evaluated side by side moves
+    in its last bits from about 9 members on, with or without training's chunks.)"""
+    count = train.MEMBER_CHUNK + 1
+    assert evaluation.equal_chunks(count, train.MEMBER_CHUNK) == (2, 9)
+    members = case_members("momentum", "manual", count)
+    check_members_are_solo_runs(members, blobs_dataset(num_train=200), fields=TRAINING_FIELDS)
 
 
 def on_four_cpu_devices(probe: str, timeout: int) -> subprocess.CompletedProcess:
@@ -254,6 +277,29 @@ for case, grad in [("momentum", "manual"), ("adam cosine warm-up", "manual"),
         check_members_are_solo_runs(members, blobs_dataset(num_train=200), layout)
         print(case, grad, count, "members on 4 devices: each its solo run on one device")
 """
+
+
+PADDED_ON_FOUR_DEVICES = """
+import sys
+sys.path.insert(0, "tests")
+from helpers import blobs_dataset
+from jaxmlp import parallel, train
+from test_members import TRAINING_FIELDS, case_members, check_members_are_solo_runs
+count = 4 * (train.MEMBER_CHUNK + 1)
+members = case_members("momentum", "manual", count)
+layout = parallel.device_layout("all", count)
+assert layout.members == 4 and layout.data == 1
+check_members_are_solo_runs(members, blobs_dataset(num_train=200), layout, TRAINING_FIELDS)
+print(count, "members on 4 devices, two padded chunks on each: each its solo run on one")
+"""
+
+
+@pytest.mark.slow
+def test_padded_chunks_on_each_device_train_as_the_solo_runs():
+    """68 members on 4 devices: 17 on each, two chunks of 9 there (``shard_map``), one row
+    of padding per device; every member trains as its solo run on one device."""
+    done = on_four_cpu_devices(PADDED_ON_FOUR_DEVICES, timeout=600)
+    assert "68 members on 4 devices" in done.stdout
 
 
 @pytest.mark.slow

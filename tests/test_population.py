@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from data_fixtures import REAL_MNIST_DIR, needs_real_mnist
 from helpers import blobs_dataset
 
-from jaxmlp import sweep, train
+from jaxmlp import evaluation, sweep, train
 from jaxmlp.checkpoint import load_checkpoint
 from jaxmlp.cli import main
 from jaxmlp.errors import ConfigError, DivergenceError, TrainingInterrupted
@@ -23,6 +24,34 @@ from jaxmlp.settings import Settings
 def small(**changes) -> Settings:
     values = {"sizes": (16, 12, 3), "init": "he", "epochs": 2, "batch_size": 16, "lr": 0.1}
     return Settings(**{**values, **changes})
+
+
+@pytest.mark.parametrize(
+    "rows, most, chunks",
+    [(10, 16, (1, 10)), (16, 16, (1, 16)), (17, 16, (2, 9)), (32, 16, (2, 16)), (100, 16, (7, 15))],
+)
+def test_equal_chunks_are_the_fewest_and_pad_less_than_one_row_each(rows, most, chunks):
+    count, size = evaluation.equal_chunks(rows, most)
+    assert (count, size) == chunks
+    assert size <= most and 0 <= count * size - rows < count
+
+
+@pytest.mark.parametrize("rows", [5, 16, 17, 40])
+def test_map_in_chunks_traces_one_chunk_shape_and_drops_the_padding(rows):
+    """The function is traced once, on chunks of one size; each row's output is the row's."""
+    seen = []
+
+    def double(chunk):
+        seen.append((chunk[0].shape, chunk[1].shape))
+        return {"twice": 2 * chunk[0], "sums": jnp.sum(chunk[1], axis=1)}
+
+    x = jnp.arange(rows, dtype=jnp.float32)
+    y = jnp.arange(3 * rows, dtype=jnp.float32).reshape(rows, 3)
+    out = jax.jit(lambda x, y: evaluation.map_in_chunks(double, (x, y), 16))(x, y)
+    size = evaluation.equal_chunks(rows, 16)[1]
+    assert seen == [((size,), (size, 3))]
+    np.testing.assert_array_equal(out["twice"], 2 * np.arange(rows))
+    np.testing.assert_array_equal(out["sums"], np.asarray(y).sum(axis=1))
 
 
 def test_members_of_different_programs_are_refused():
