@@ -29,7 +29,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 
-from jaxmlp import environment
+from jaxmlp import environment, timings
 from jaxmlp.errors import INTERRUPTED_EXIT_CODE, JaxmlpError, error_line
 
 _interrupts_seen = 0
@@ -76,7 +76,7 @@ def start() -> int:
     """Checks the environment, imports JAX and the commands, and runs the command line."""
     try:
         environment.check_variables()
-        with interrupts_held():
+        with interrupts_held(), timings.phase("commands"):
             main = load_commands()
     except JaxmlpError as error:
         return report(str(error), error.exit_code)
@@ -86,6 +86,7 @@ def start() -> int:
 def run() -> None:
     """Console-script entry point: runs the command and exits with its exit code."""
     signal.signal(signal.SIGINT, _on_interrupt)
+    timings.start()
     try:
         code = start()
     except KeyboardInterrupt:
@@ -93,6 +94,7 @@ def run() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _interrupts_seen and code != INTERRUPTED_EXIT_CODE:
         code = report("interrupted", INTERRUPTED_EXIT_CODE)
+    timings.report()
     if code == INTERRUPTED_EXIT_CODE:
         leave_now(code)
     sys.exit(code)
