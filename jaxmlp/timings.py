@@ -53,12 +53,17 @@ class Frame:
 
 @dataclasses.dataclass
 class Recorder:
-    """Exclusive seconds per phase, and counts of JAX's compilations."""
+    """Exclusive seconds per phase, and counts of JAX's compilations; ``clock`` gives the
+    wall-clock time."""
 
-    began: float = dataclasses.field(default_factory=time.time)
+    clock: Callable[[], float] = time.time
+    began: float = dataclasses.field(default=0.0)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     stack: list[Frame] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.began = self.clock()
 
     def add(self, name: str, seconds: float) -> None:
         """Counts ``seconds`` of ``name`` and takes them from the open phase."""
@@ -70,11 +75,11 @@ class Recorder:
         self.counts[name] = self.counts.get(name, 0) + 1
 
     def open(self, name: str) -> None:
-        self.stack.append(Frame(name, time.time()))
+        self.stack.append(Frame(name, self.clock()))
 
     def close(self) -> None:
         frame = self.stack.pop()
-        elapsed = time.time() - frame.began
+        elapsed = self.clock() - frame.began
         self.add(frame.name, elapsed - frame.inner)
         if self.stack:
             self.stack[-1].inner += frame.inner
@@ -94,7 +99,7 @@ class Recorder:
 
     def summary(self) -> dict[str, Any]:
         """The report: exclusive seconds per phase, ``other`` for the time in none, counts."""
-        ended = time.time()
+        ended = self.clock()
         accounted = sum(self.seconds.values())
         seconds = {**self.seconds, "other": ended - self.began - accounted}
         rounded = {name: round(value, 4) for name, value in seconds.items()}
