@@ -400,7 +400,7 @@ class ChildRun:
     exited: float = 0.0
 
     def phases(self) -> dict[str, float]:
-        """Seconds per phase (:mod:`jaxmlp.timings`), with the interpreter's ``start``
+        """Seconds per phase (:mod:`jaxmlp.timings`), with the ``interpreter``'s start
         before the first measurement and its ``exit`` after the last; empty when the run
         printed no timings (an installation without them)."""
         report = parse_report(self.stderr)
@@ -408,7 +408,10 @@ class ChildRun:
             return {}
         phases = {name: report.get(name, 0.0) for name in PHASES}
         counts = {name: report.get(name, 0) for name in COUNTS}
-        edges = {"start": report["began"] - self.launched, "exit": self.exited - report["ended"]}
+        edges = {
+            "interpreter": report["began"] - self.launched,
+            "exit": self.exited - report["ended"],
+        }
         return {**edges, **phases, **counts}
 
 
@@ -532,13 +535,13 @@ def bench_end_to_end(args) -> dict[str, Any]:
 def print_wall_times(figures: dict[str, dict[str, Any]]) -> None:
     """Wall time and peak memory of each installation, cold and warm; the ratios to the
     reference's when there is one."""
-    print(f"  {'':<34}{'wall s':>9}{'max RSS MiB':>13}")
+    print(f"  {'':<46}{'wall s':>9}{'max RSS MiB':>13}")
     for name, by_kind in figures.items():
         for kind, label in (("cold", "empty compilation cache"), ("warm", "cache filled")):
             row = by_kind[kind]
             times = " ".join(f"{seconds:.2f}" for seconds in row["seconds"])
             print(
-                f"  {f'{name}, {kind} ({label})':<34}{row['median_seconds']:>9.2f}"
+                f"  {f'{name}, {kind} ({label})':<46}{row['median_seconds']:>9.2f}"
                 f"{row['max_rss_mib']:>13.0f}   median of {len(row['seconds'])}: {times}"
             )
     if "reference" in figures:
@@ -556,7 +559,7 @@ def print_breakdown(figures: dict[str, Any]) -> None:
     if not cold:
         return
     print(f"  where the time went (median s)  {'cold':>7}{'warm':>7}")
-    for name in ("start", *PHASES, "exit"):
+    for name in ("interpreter", *PHASES, "exit"):
         print(f"    {PHASE_NAMES[name]:<30}{cold[name]:>7.3f}{warm[name]:>7.3f}")
     for name in COUNTS:
         print(f"    {COUNT_NAMES[name]:<30}{cold[name]:>7.0f}{warm[name]:>7.0f}")
@@ -577,7 +580,7 @@ PHASES = (
 """The phases a ``jaxmlp train`` run reports (:mod:`jaxmlp.timings`), in order."""
 COUNTS = ("compilations", "cache_hits")
 PHASE_NAMES = {
-    "start": "interpreter start",
+    "interpreter": "interpreter start",
     "commands": "import the CLI, parse",
     "jax": "import JAX, set up its cache",
     "data": "read MNIST (decoded cache)",
