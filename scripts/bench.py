@@ -433,7 +433,9 @@ small launcher, it counts only the launcher's few MiB."""
 
 
 def run_measured(command: Sequence[str], env: dict[str, str]) -> ChildRun:
-    """Runs ``command``: wall seconds from its start, and its own peak RSS (``wait4``)."""
+    """Runs ``command`` in an empty directory (so that ``python -m jaxmlp`` imports the
+    interpreter's installation, not a checkout it was started in): wall seconds from its
+    start, and its own peak RSS (``wait4``)."""
     with (
         tempfile.TemporaryDirectory() as scratch,
         tempfile.TemporaryFile() as out,
@@ -441,7 +443,7 @@ def run_measured(command: Sequence[str], env: dict[str, str]) -> ChildRun:
     ):
         result_path = Path(scratch) / "measured.json"
         launcher = [sys.executable, "-c", MEASURING_LAUNCHER, str(result_path), *command]
-        subprocess.run(launcher, stdout=out, stderr=err, env=env, check=True)
+        subprocess.run(launcher, stdout=out, stderr=err, env=env, check=True, cwd=scratch)
         figures = json.loads(result_path.read_text())
         out.seek(0)
         err.seek(0)
@@ -459,7 +461,7 @@ def run_measured(command: Sequence[str], env: dict[str, str]) -> ChildRun:
 def train_command(python: str, data_dir: Path | None) -> list[str]:
     """``jaxmlp train --quiet`` (the seed config) through ``python``."""
     command = [python, "-m", "jaxmlp", "train", "--quiet"]
-    return command + (["--data-dir", str(data_dir)] if data_dir is not None else [])
+    return command + (["--data-dir", str(data_dir.resolve())] if data_dir is not None else [])
 
 
 def run_cli(python: str, data_dir: Path | None, cache_home: Path) -> ChildRun:
@@ -475,7 +477,8 @@ def run_cli(python: str, data_dir: Path | None, cache_home: Path) -> ChildRun:
 def decode_data_once(python: str, data_dir: Path | None, cache_home: Path) -> None:
     """Fills the decoded-data cache under ``cache_home`` (untimed)."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
-    subprocess.run([python, "-c", DECODE_PROBE, str(data_dir or "")], env=env, check=True)
+    data = str(data_dir.resolve()) if data_dir is not None else ""
+    subprocess.run([python, "-c", DECODE_PROBE, data], env=env, check=True, cwd=cache_home)
 
 
 DECODE_PROBE = """
@@ -520,7 +523,7 @@ def bench_end_to_end(args) -> dict[str, Any]:
         for name, by_kind in runs.items()
     }
     print_wall_times(figures)
-    print_breakdown(figures["this"])
+    print_breakdown(figures)
     this = figures["this"]
     cold_ok = this["cold"]["median_seconds"] <= COLD_START_TARGET_S
     warm_ok = this["warm"]["median_seconds"] <= WARM_START_TARGET_S
@@ -553,16 +556,23 @@ def print_wall_times(figures: dict[str, dict[str, Any]]) -> None:
             print(f"  {kind}: this is {ratio:.2f}× as fast as the reference")
 
 
-def print_breakdown(figures: dict[str, Any]) -> None:
-    """Median seconds per phase, cold and warm, and the programs compiled."""
-    cold, warm = figures["cold"]["phases"], figures["warm"]["phases"]
-    if not cold:
+def print_breakdown(figures: dict[str, dict[str, Any]]) -> None:
+    """Median seconds per phase and the programs compiled, cold and warm, of each
+    installation that printed its timings."""
+    columns = [
+        (f"{name} {kind}", by_kind[kind]["phases"])
+        for name, by_kind in figures.items()
+        for kind in ("cold", "warm")
+        if by_kind[kind]["phases"]
+    ]
+    if not columns:
         return
-    print(f"  where the time went (median s)  {'cold':>7}{'warm':>7}")
+    print(f"  where the time went (median s)  {''.join(f'{title:>16}' for title, _ in columns)}")
     for name in ("interpreter", *PHASES, "exit"):
-        print(f"    {PHASE_NAMES[name]:<30}{cold[name]:>7.3f}{warm[name]:>7.3f}")
+        row = "".join(f"{phases[name]:>16.3f}" for _, phases in columns)
+        print(f"    {PHASE_NAMES[name]:<30}{row}")
     for name in COUNTS:
-        print(f"    {COUNT_NAMES[name]:<30}{cold[name]:>7.0f}{warm[name]:>7.0f}")
+        print(f"    {COUNT_NAMES[name]:<30}{''.join(f'{p[name]:>16.0f}' for _, p in columns)}")
 
 
 PHASES = (
