@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxmlp import __version__, keeping, parallel, train
+from jaxmlp import __version__, keeping, parallel, timings, train
 from jaxmlp import checkpoint as checkpoints
 from jaxmlp.display import percent
 from jaxmlp.errors import (
@@ -288,8 +288,10 @@ def train_from_options(
     if dataset is None:
         inherited = resume is not None and options.explicit.get("data_dir") is None
         origin = "the resumed checkpoint's data directory" if inherited else "--data-dir"
-        dataset = load_settings_data(settings, origin)
-    trainer = train.prepare(settings, dataset, layout=layout)
+        with timings.phase("data"):
+            dataset = load_settings_data(settings, origin)
+    with timings.phase("prepare"):
+        trainer = timed_trainer(train.prepare(settings, dataset, layout=layout))
     quiet = options.quiet or options.as_json or not main_process
     say = (lambda line: None) if quiet else echo
     say(describe(settings, dataset))
@@ -358,6 +360,16 @@ def train_from_options(
     if main_process:
         report_end(options, keeper, record, result, echo, note)
     return result
+
+
+def timed_trainer(trainer: train.Trainer) -> train.Trainer:
+    """``trainer``, its epochs and evaluations counted as the ``train`` and ``evaluate``
+    phases when timings are recorded (:mod:`jaxmlp.timings`)."""
+    return dataclasses.replace(
+        trainer,
+        run_epoch=timings.timed("train", trainer.run_epoch),
+        evaluate=timings.timed("evaluate", trainer.evaluate),
+    )
 
 
 def latest_history(error: Exception, history: list[dict]) -> list[dict]:

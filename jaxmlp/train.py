@@ -97,10 +97,28 @@ def epoch_key(seed: int, epoch: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), epoch)
 
 
-def init_state(program: Program, seed: int, tx: optax.GradientTransformation) -> TrainState:
+def init_state(
+    program: Program, seed: int | jax.Array, tx: optax.GradientTransformation
+) -> TrainState:
     """Fresh parameters from ``key(seed)`` and the optimizer's initial state."""
     params = init_params(jax.random.key(seed), program.sizes, program.init)
     return TrainState(params, tx.init(params))
+
+
+def make_init_fn(program: Program, tx: optax.GradientTransformation, members: int):
+    """``init(seeds) -> TrainState``, compiled: :func:`init_state` of each of the ``(R,)``
+    uint32 seeds, with a leading member axis. One program, rather than a small one per
+    key, draw, array and copy."""
+    if members == 1:
+        return jax.jit(lambda seeds: with_member_axis(init_state(program, seeds[0], tx)))
+    return jax.jit(jax.vmap(lambda seed: init_state(program, seed, tx)))
+
+
+@jax.jit
+def member_epoch_keys(seeds: jax.Array, epoch: jax.Array) -> jax.Array:
+    """:func:`epoch_key` of each of the ``(R,)`` uint32 ``seeds``, compiled once for all
+    epochs (``epoch`` is an argument)."""
+    return jax.vmap(lambda seed: epoch_key(seed, epoch))(seeds)
 
 
 def make_train_step(
@@ -419,7 +437,8 @@ class Trainer:
       schedules: each member's learning rate at a step (for the records).
       run_epoch: the compiled epoch, ``(state, values, images, labels, keys)``.
       evaluate: the compiled evaluator, ``(params, images, labels) -> (loss_sums, corrects)``.
-      data: the splits on the device(s): ``train``, ``validation``, ``test`` as (x, y).
+      data: the splits on the device(s): ``train``, ``validation``, ``test`` as (x, y),
+        and ``divergence``: the first :data:`DIVERGENCE_SAMPLE` training examples.
       num_classes: the dataset's number of classes.
       layout: the devices (:class:`jaxmlp.parallel.DeviceLayout`), ``None`` for one.
     """
@@ -449,7 +468,7 @@ class Trainer:
 
     def place(self, value) -> jax.Array:
         """Puts a host array on the device(s), whole on each."""
-        return jnp.asarray(value) if self.layout is None else self.layout.place(value)
+        return jax.device_put(value) if self.layout is None else self.layout.place(value)
 
     def place_members(self, tree):
         """Splits the member axis of every leaf over the layout's member devices."""
@@ -457,14 +476,14 @@ class Trainer:
             return jax.tree.map(self.place, tree)
         return self.layout.place_members(tree)
 
+    @property
+    def seeds(self) -> np.ndarray:
+        """Each member's seed, ``(R,)`` uint32."""
+        return np.asarray([member.seed for member in self.members], np.uint32)
+
     def initial_state(self) -> TrainState:
         """Every member's fresh parameters from its seed and its optimizer's initial state."""
-        if self.size == 1:
-            state = init_state(self.program, self.settings.seed, self.tx)
-            return self.place_members(jax.tree.map(lambda leaf: np.asarray(leaf)[None], state))
-        keys = jax.vmap(jax.random.key)(jnp.asarray([m.seed for m in self.members], jnp.uint32))
-        params = jax.vmap(lambda key: init_params(key, self.program.sizes, self.program.init))(keys)
-        return self.place_members(TrainState(params, jax.vmap(self.tx.init)(params)))
+        return self.place_members(make_init_fn(self.program, self.tx, self.size)(self.seeds))
 
     def restored_state(self, params: Params, opt_state_leaves: Sequence[np.ndarray]) -> TrainState:
         """A saved member's state (parameters, the optimizer state's leaves) as every
@@ -486,19 +505,17 @@ class Trainer:
 
     def epoch_keys(self, epoch: int) -> jax.Array:
         """Each member's key of ``epoch``: :func:`epoch_key` of its seed."""
-        seeds = jnp.asarray([member.seed for member in self.members], jnp.uint32)
-        keys = jax.vmap(lambda seed: epoch_key(seed, epoch))(seeds)
+        keys = member_epoch_keys(self.seeds, np.int32(epoch))
         if self.layout is None or self.layout.members == 1:
             return keys
         return self.layout.place_members(keys)
 
     def divergence_limits(self, params) -> np.ndarray:
         """Each member's :func:`divergence_limit`, from its loss on up to
-        :data:`DIVERGENCE_SAMPLE` training examples."""
-        train_x, train_y = self.data["train"]
-        sample = min(train_x.shape[0], DIVERGENCE_SAMPLE)
-        loss_sums, _ = self.evaluate(params, train_x[:sample], train_y[:sample])
-        losses = np.asarray(loss_sums, np.float64) / sample
+        :data:`DIVERGENCE_SAMPLE` training examples (``data["divergence"]``)."""
+        sample_x, sample_y = self.data["divergence"]
+        loss_sums, _ = self.evaluate(params, sample_x, sample_y)
+        losses = np.asarray(loss_sums, np.float64) / sample_x.shape[0]
         return np.array([divergence_limit(float(loss), self.num_classes) for loss in losses])
 
     def start(self, state: TrainState | None = None, *, epoch: int = 0, histories=None) -> FitState:
@@ -634,17 +651,23 @@ class FitResult:
 
     def solo(self) -> TrainResult:
         """The one member's outcome; a population's must be asked by :meth:`member`."""
+        return self.member(self.solo_index())
+
+    def solo_index(self) -> int:
+        """0, the index of a solo run's member; a population's must be asked by index."""
         if len(self.tests) != 1:
             raise ValueError(f"a population of {len(self.tests)} runs: use .member(index)")
-        return self.member(0)
+        return 0
 
     state = property(lambda self: self.progress.state, doc="Every member's final state.")
     histories = property(lambda self: self.progress.histories, doc="Each member's records.")
     diverged = property(lambda self: self.progress.diverged, doc="Each member's divergence.")
     params = property(lambda self: self.solo().params, doc="A solo run's parameters.")
     opt_state = property(lambda self: self.solo().opt_state, doc="A solo run's optimizer state.")
-    history = property(lambda self: self.solo().history, doc="A solo run's epoch records.")
-    test = property(lambda self: self.solo().test, doc="A solo run's test record.")
+    history = property(
+        lambda self: self.histories[self.solo_index()], doc="A solo run's epoch records."
+    )
+    test = property(lambda self: self.tests[self.solo_index()], doc="A solo run's test record.")
 
 
 def prepare(settings: Settings | Sequence[Settings], dataset, *, layout=None) -> Trainer:
@@ -670,10 +693,13 @@ def prepare(settings: Settings | Sequence[Settings], dataset, *, layout=None) ->
     check_fits_data(members[0], dataset)
     if layout is not None:
         layout.check(len(members), program.batch_size)
-    place = jnp.asarray if layout is None else layout.place
+    place = jax.device_put if layout is None else layout.place
     data = {
         name: (place(split.images), place(split.labels)) for name, split in dataset.splits.items()
     }
+    sample = dataset.train.images[:DIVERGENCE_SAMPLE], dataset.train.labels[:DIVERGENCE_SAMPLE]
+    fits = len(dataset.train) <= DIVERGENCE_SAMPLE
+    data["divergence"] = data["train"] if fits else (place(sample[0]), place(sample[1]))
     image_shape = getattr(dataset, "image_shape", None)
     return build_trainer(members, data, dataset.num_classes, image_shape, layout)
 

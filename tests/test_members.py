@@ -85,6 +85,7 @@ def test_prepare_honours_the_settings_limit():
         "train": 25,
         "validation": 25,
         "test": 25,
+        "divergence": 25,
     }
 
 

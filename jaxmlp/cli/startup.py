@@ -44,14 +44,17 @@ def needs_jax(command: str, args: Sequence[str]) -> bool:
 def start_jax(command: str | None = None) -> None:
     """Imports JAX with Ctrl-C held and enables the persistent compilation cache; for a
     command that trains populations, asks for one CPU device per core."""
+    from jaxmlp import timings
     from jaxmlp.console import interrupts_held
 
-    with interrupts_held():
-        environment.import_jax()
+    with timings.phase("jax"):
+        with interrupts_held():
+            environment.import_jax()
+        timings.listen_to_jax()
+        enable_compilation_cache()
+        remove_damaged_cache_entries()
     import jax
 
-    enable_compilation_cache()
-    remove_damaged_cache_entries()
     if command in POPULATION_COMMANDS:
         # JAX may already run (the command called from Python): then it keeps its devices.
         with contextlib.suppress(RuntimeError):
