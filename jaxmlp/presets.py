@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 DATASET_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "best": {
         "fashion-mnist": {
-            "sizes": (784, 1024, 1024, 10),
+            "sizes": (784, 800, 800, 10),
             "init": "he",
             "optimizer": "adam",
             "lr": 0.001,
@@ -38,7 +38,7 @@ DATASET_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "dropout": 0.1,
             "label_smoothing": 0.1,
             "augment_flip": True,
-            "epochs": 30,
+            "epochs": 28,
             "val_size": 0,
         },
     },
