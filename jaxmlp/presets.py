@@ -44,8 +44,9 @@ DATASET_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 """Presets that depend on the dataset: preset name → dataset → its settings, which replace
-:data:`PRESETS`' for that dataset. ``best`` on Fashion-MNIST is the README's recipe found
-by search on its validation split."""
+:data:`PRESETS`' for that dataset. ``best`` on Fashion-MNIST is the README's recipe, chosen
+on its validation split among recipes that train in under 3 minutes on 2 cores
+(docs/results.md)."""
 
 
 def preset_values(preset: str, dataset: str) -> dict[str, Any]:
