@@ -172,3 +172,23 @@ def test_compare_search_counts_compute_until_the_target():
     assert compare_search.reached(curve, 0.8) == 6 and compare_search.reached(curve, 0.95) is None
     members = compare_search.halving_members(81, (1, 3), 9, 3)
     assert members == 33 and compare_search.search.halving_network_epochs(34, (1, 3), 9, 3) > 81
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason=f"no Fashion-MNIST in {FASHION_DIR}")
+def test_bench_fashion_preset_compares_against_the_replaced_recipe(capsys, tmp_path):
+    bench_fashion = load_script("bench_fashion_preset")
+    figures_path = tmp_path / "fashion.json"
+    argv = ["--limit", "300", "--rounds", "2", "--json", str(figures_path)]
+
+    assert bench_fashion.main(argv) == 0
+
+    out = capsys.readouterr().out
+    reference = re.search(rf"^  replaced .* \(1\.00×\), +{NUMBER} s CPU \(1\.00×\)", out, re.M)
+    preset = re.search(rf"^  preset best .* {NUMBER} s CPU \({NUMBER}×\); training", out, re.M)
+    assert reference and preset and float(preset[1]) > 0
+    figures = json.loads(figures_path.read_text())["recipes"]
+    assert [len(figures[name]["epoch_cpu_s"]) for name in figures] == [2, 2]
+    assert figures["replaced"]["recipe"] == "784-1024-1024-10, batch 128, 30 epochs"
