@@ -70,14 +70,25 @@ def write_cache_entries_atomically() -> None:
     lru_cache.LRUCache.put = put
 
 
+def share_cache_with_subprocesses(directory: str) -> None:
+    """Python processes that the tests start (``python -c`` probes on four CPU devices) keep
+    their programs in the suite's cache too, through JAX's own variables. A ``jaxmlp``
+    command started as a process still uses its test's own user cache."""
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
 def pytest_configure(config):
     """Turns on the persistent compilation cache for the session, as a command does, and
     opens it now: a command run in a test points JAX's cache option at that test's own
     user cache, which JAX ignores once its cache is open."""
     import jax
 
+    directory = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(COMPILATION_CACHE)
+    share_cache_with_subprocesses(directory)
     write_cache_entries_atomically()
-    enable_compilation_cache(os.environ.get("JAX_COMPILATION_CACHE_DIR") or COMPILATION_CACHE)
+    enable_compilation_cache(directory)
     jax.jit(lambda x: x + 1)(0)
 
 
