@@ -26,6 +26,11 @@ from jaxmlp.data import load_dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPILATION_CACHE = REPO_ROOT / ".pytest_cache" / "jax-compilation-cache"
+NO_XLA_CACHES = "none"
+"""For ``jax_persistent_cache_enable_xla_caches``. By default JAX also names a GPU autotuning
+cache inside the cache folder in the options it compiles with, and so in every entry's key:
+a command run in a test moves the cache option to that test's own folder, and the programs
+compiled after it in that worker would never be found again. (Nothing on CPU uses it.)"""
 MAX_WORKERS = 4
 """The most test processes ``-n auto`` starts: each holds a JAX runtime of its own (about
 0.5 GB) and XLA's threads, and a big machine gains little from more."""
@@ -75,6 +80,7 @@ def share_cache_with_subprocesses(directory: str) -> None:
     their programs in the suite's cache too, through JAX's own variables. A ``jaxmlp``
     command started as a process still uses its test's own user cache."""
     os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+    os.environ["JAX_PERSISTENT_CACHE_ENABLE_XLA_CACHES"] = NO_XLA_CACHES
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
@@ -88,6 +94,7 @@ def pytest_configure(config):
     directory = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(COMPILATION_CACHE)
     share_cache_with_subprocesses(directory)
     write_cache_entries_atomically()
+    jax.config.update("jax_persistent_cache_enable_xla_caches", NO_XLA_CACHES)
     enable_compilation_cache(directory)
     jax.jit(lambda x: x + 1)(0)
 
