@@ -161,8 +161,10 @@ def test_predict_rerendered_digit_gives_the_class_of_the_original(capsys, traine
         assert all(len(result["top"]) == 3 for result in results)
 
 
-def test_predict_prints_a_block_per_image(capsys, trained, mnist, tmp_path):
-    paths = dark_on_light_png_and_jpeg(mnist.test.images[0], tmp_path)
+def test_predict_prints_a_block_per_image(capsys, trained, mnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # short paths: a worker's longer tmp_path wraps at 80 columns
+    written = dark_on_light_png_and_jpeg(mnist.test.images[0], tmp_path)
+    paths = [path.relative_to(tmp_path) for path in written]
     code, out, err = run(capsys, "predict", trained[0], *paths, "--top", 2, "--show")
     assert code == 0 and err == ""
     assert str(paths[0]) in out and str(paths[1]) in out

@@ -332,6 +332,7 @@ def test_serve_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "does not exist" in err
 
 
+@pytest.mark.slow  # a subprocess that starts JAX and a server
 def test_the_command_serves_until_ctrl_c_then_exits_130(checkpoint):
     process = subprocess.Popen(
         [sys.executable, "-m", "jaxmlp", "serve", str(checkpoint), "--port", "0"],
