@@ -63,8 +63,8 @@ MUTANTS = [
         "nesterov off",
         "optim",
         "jaxmlp/optim.py",
-        "momentum=values.momentum, nesterov=True",
-        "momentum=values.momentum, nesterov=False",
+        "updates = jax.tree.map(lambda g, t: decay * t + g, updates, trace)",
+        "updates = trace",
     ),
     Mutant(
         "weight decay on biases",
@@ -105,8 +105,8 @@ MUTANTS = [
         "adamw without decoupled decay",
         "optim",
         "jaxmlp/optim.py",
-        "return optax.adamw(schedule, weight_decay=values.weight_decay, mask=weights_only)",
-        "return optax.adam(schedule)",
+        "return optax.chain(scale_by_adam(), decay, optax.scale_by_learning_rate(schedule))",
+        "return optax.chain(decay, scale_by_adam(), optax.scale_by_learning_rate(schedule))",
     ),
     Mutant(
         "L2 weight decay dropped",

@@ -192,3 +192,16 @@ def test_bench_fashion_preset_compares_against_the_replaced_recipe(capsys, tmp_p
     figures = json.loads(figures_path.read_text())["recipes"]
     assert [len(figures[name]["epoch_cpu_s"]) for name in figures] == [2, 2]
     assert figures["replaced"]["recipe"] == "784-1024-1024-10, batch 128, 30 epochs"
+
+
+def test_every_mutant_still_finds_its_line_once():
+    """A mutant whose line was rewritten is skipped as stale: the check would then claim a
+    kill rate over fewer bugs than it lists, so each must still find its line exactly once."""
+    mutation_check = load_script("mutation_check")
+    repo = SCRIPTS_DIR.parent
+    stale = [
+        mutant.name
+        for mutant in mutation_check.MUTANTS
+        if (repo / mutant.path).read_text().count(mutant.old) != 1
+    ]
+    assert not stale, f"mutants whose line is not found once: {stale}"
