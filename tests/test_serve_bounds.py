@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import socketserver
 import threading
 import time
 
@@ -287,3 +288,35 @@ def test_images_beyond_the_decoding_cap_get_503(lab, monkeypatch):
         first.join(10)
     assert busy == (503, {"error": "busy decoding other images; try again shortly"})
     assert results[0][0] == 200
+
+
+@pytest.mark.parametrize("started", [True, False])
+def test_a_ctrl_c_while_a_connection_thread_starts_gives_its_slot_back_once(
+    lab, monkeypatch, started
+):
+    """Ctrl-C may land just after a connection's thread started (the thread gives the slot
+    back) or before it could (the server does): either way the slot comes back exactly once,
+    and the interrupt, not a ``ValueError`` from the semaphore, is what propagates."""
+    httpd = LabServer(("127.0.0.1", 0), lab, max_connections=1)
+    served = threading.Event()
+    original_start = threading.Thread.start
+
+    def start_then_interrupt(thread):
+        if started:
+            original_start(thread)
+            thread.join()
+        raise KeyboardInterrupt
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                socketserver.ThreadingMixIn, "process_request_thread", lambda *_: served.set()
+            )
+            patch.setattr(threading.Thread, "start", start_then_interrupt)
+            with pytest.raises(KeyboardInterrupt):
+                httpd.process_request(None, ("127.0.0.1", 1))
+    finally:
+        httpd.server_close()
+    assert served.is_set() == started
+    assert httpd.connection_slots.acquire(blocking=False)
+    assert not httpd.connection_slots.acquire(blocking=False)

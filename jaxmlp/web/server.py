@@ -535,16 +535,29 @@ class LabServer(ThreadingHTTPServer):
     def process_request(self, request, client_address) -> None:
         """Serves the connection in a thread if a slot is free, else answers 503 at once."""
         if self.connection_slots.acquire(blocking=False):
-            try:
-                super().process_request(request, client_address)
-            except BaseException:
-                self.connection_slots.release()
-                raise
+            self.start_request_thread(request, client_address)
             return
         with contextlib.suppress(OSError):
             request.settimeout(SEND_TIMEOUT_S)
             request.sendall(busy_response("too many open connections; try again shortly"))
         self.shutdown_request(request)
+
+    def start_request_thread(self, request, client_address) -> None:
+        """Serves the connection in a daemon thread, which gives its slot back when done.
+
+        The slot is given back here only if the thread never started: a Ctrl-C arriving
+        just after the start must not give it back twice (``BoundedSemaphore`` refuses that
+        with ``ValueError``, which replaced the interrupt and left the server hanging).
+        """
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
+        try:
+            thread.start()
+        except BaseException:
+            if thread.ident is None:
+                self.connection_slots.release()
+            raise
 
     def process_request_thread(self, request, client_address) -> None:
         try:
