@@ -50,7 +50,8 @@ def test_help_shows_defaults_plainly_and_each_datasets_best_recipe_in_presets_he
     recipes = preset_recipes("best")
     mnist, fashion = recipes.split("; ")
     assert mnist.startswith("MNIST: --sizes 784,800,800,10 ") and "--batch-size 128" in mnist
-    assert fashion.startswith("Fashion-MNIST: --sizes 784,1024,1024,10 ")
+    fashion_sizes = ",".join(map(str, DATASET_PRESETS["best"]["fashion-mnist"]["sizes"]))
+    assert fashion.startswith(f"Fashion-MNIST: --sizes {fashion_sizes} ")
     assert "--augment-flip" in fashion and "--augment-flip" not in mnist
     assert preset_recipes("seed") == ""
 
