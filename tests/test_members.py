@@ -263,20 +263,26 @@ def test_two_members_on_four_devices_split_members_then_batches():
     assert report["difference"] <= 1e-5 and report["same_records"]
 
 
+FOUR_DEVICE_CASES = [
+    ("momentum", "manual"),
+    ("adam cosine warm-up", "manual"),
+    ("momentum dropout", "autodiff"),
+    ("sgd augmented", "manual"),
+]
+
 ON_FOUR_DEVICES = """
 import sys
 sys.path.insert(0, "tests")
 from helpers import blobs_dataset
 from jaxmlp import parallel
 from test_members import case_members, check_members_are_solo_runs
-for case, grad in [("momentum", "manual"), ("adam cosine warm-up", "manual"),
-                   ("momentum dropout", "autodiff"), ("sgd augmented", "manual")]:
-    for count in (4, 8):
-        members = case_members(case, grad, count)
-        layout = parallel.device_layout("all", count)
-        assert layout.members == 4 and layout.data == 1
-        check_members_are_solo_runs(members, blobs_dataset(num_train=200), layout)
-        print(case, grad, count, "members on 4 devices: each its solo run on one device")
+case, grad = {case!r}, {grad!r}
+for count in (4, 8):
+    members = case_members(case, grad, count)
+    layout = parallel.device_layout("all", count)
+    assert layout.members == 4 and layout.data == 1
+    check_members_are_solo_runs(members, blobs_dataset(num_train=200), layout)
+    print(case, grad, count, "members on 4 devices: each its solo run on one device")
 """
 
 
@@ -304,10 +310,12 @@ def test_padded_chunks_on_each_device_train_as_the_solo_runs():
 
 
 @pytest.mark.slow
-def test_members_spread_over_four_devices_are_their_solo_runs_on_one():
-    """4 members (one per device) and 8 (two per device), ragged last batch."""
-    done = on_four_cpu_devices(ON_FOUR_DEVICES, timeout=600)
-    assert done.stdout.count("each its solo run") == 8
+@pytest.mark.parametrize("case, grad", FOUR_DEVICE_CASES)
+def test_members_spread_over_four_devices_are_their_solo_runs_on_one(case, grad):
+    """4 members (one per device) and 8 (two per device), ragged last batch; a process per
+    case, so that the suite's workers share the cases."""
+    done = on_four_cpu_devices(ON_FOUR_DEVICES.format(case=case, grad=grad), timeout=600)
+    assert done.stdout.count("each its solo run") == 2
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adamw"])
