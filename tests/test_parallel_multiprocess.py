@@ -11,35 +11,13 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from data_fixtures import small_arrays, write_idx_dataset
 from helpers import max_difference
+from test_parallel import PARAMETER_TOLERANCE, TIMEOUT_S, TRAIN_ARGS, data_dir  # noqa: F401
 
 from jaxmlp import checkpoint as checkpoints
 from jaxmlp.cli import main
-
-TIMEOUT_S = 120
-PARAMETER_TOLERANCE = 1e-5
-TRAIN_ARGS = [
-    "--sizes",
-    "784,16,10",
-    "--init",
-    "he",
-    "--val-size",
-    "20",
-    "--batch-size",
-    "8",
-    "--epochs",
-    "3",
-    "--optimizer",
-    "momentum",
-    "--dropout",
-    "0.2",
-    "--lr",
-    "0.05",
-]
 
 pytestmark = pytest.mark.slow
 
@@ -91,12 +69,6 @@ def jaxmlp_lines(output: str) -> list[str]:
     """Lines that jaxmlp printed, not the Gloo library's connection notices (which share
     standard output and may arrive split across lines)."""
     return [line for line in output.splitlines() if line.startswith(JAXMLP_PREFIXES)]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """Small random MNIST-shaped IDX files: 90 training, 20 test images."""
-    return write_idx_dataset(tmp_path / "data", small_arrays(num_train=90, num_test=20))
 
 
 def test_two_processes_train_like_one(tmp_path, data_dir, capsys):
