@@ -18,6 +18,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MNIST_DIR = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's ``dataset-fashion-mnist`` package puts Fashion-MNIST."""
 
 
 def default_data_dir() -> Path | None:
@@ -35,6 +37,22 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         help=f"MNIST IDX files or the seed's mnist.pkl.gz (default: {SHARED_MNIST_DIR} if it "
         "exists, else wherever jaxmlp finds MNIST)",
     )
+    add_json_option(parser)
+
+
+def add_fashion_options(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` (Fashion-MNIST's) and ``--json``, for the Fashion-MNIST scripts."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=FASHION_DIR,
+        help=f"Fashion-MNIST's IDX files (default: {FASHION_DIR})",
+    )
+    add_json_option(parser)
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json FILE``: every figure also written there."""
     parser.add_argument("--json", type=Path, metavar="FILE", help="Also write every figure here.")
 
 

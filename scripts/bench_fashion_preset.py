@@ -15,15 +15,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import format_load, format_machine, load_average, machine_info, write_json
+from _common import (
+    add_fashion_options,
+    format_load,
+    format_machine,
+    load_average,
+    machine_info,
+    write_json,
+)
 
 import jaxmlp
 from jaxmlp.presets import preset_values
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 REPLACED_RECIPE: dict[str, Any] = {
     "sizes": (784, 1024, 1024, 10),
     "init": "he",
@@ -42,12 +47,7 @@ REPLACED_RECIPE: dict[str, Any] = {
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=FASHION_DIR,
-        help=f"Fashion-MNIST's IDX files (default: {FASHION_DIR})",
-    )
+    add_fashion_options(parser)
     parser.add_argument(
         "--rounds", type=int, default=3, help="timed epochs of each recipe (default: 3)"
     )
@@ -55,7 +55,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--variants", action="store_true", help="also time variants of the replaced recipe"
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="Also write every figure here.")
     return parser.parse_args(argv)
 
 

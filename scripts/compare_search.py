@@ -18,27 +18,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import format_machine, machine_info, write_json
+from _common import add_fashion_options, format_machine, machine_info, write_json
 
 from jaxmlp import search, search_loop, sweep
 from jaxmlp.data import load_dataset
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 GRID = {"lr": [1e-4, 1e-3, 1e-2], "dropout": [0.0, 0.2, 0.4]}
 SPACE = {"lr": "1e-4..1e-2:log", "dropout": "0..0.5"}
 
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=FASHION_DIR,
-        help=f"Fashion-MNIST's IDX files (default: {FASHION_DIR})",
-    )
+    add_fashion_options(parser)
     parser.add_argument(
         "--limit", type=int, default=10_000, help="examples of each split (default: 10000)"
     )
@@ -47,7 +40,6 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--search-seeds", default="0", help="comma list (default: 0)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="Also write every figure here.")
     return parser.parse_args()
 
 
